@@ -1,0 +1,7 @@
+"""``python -m distillguard`` runs the CLI."""
+
+import sys
+
+from distillguard.cli import main
+
+sys.exit(main())
