@@ -1,0 +1,48 @@
+"""Write one benchmark's results into its own section of docs/benchmarks.md.
+
+Each benchmark owns the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``, so
+several benchmarks can refresh their sections independently without clobbering each other.
+Every section records the exact command that produced it and when.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import re
+import shlex
+import sys
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+_HEADER = (
+    "# Benchmarks\n\n"
+    "Every section below is written by a script in `bench/`; each names the command that "
+    "produced it. Speed figures are ratios against peers measured in the same run, on the "
+    "2-core CI-class machine unless stated.\n"
+)
+
+
+def write_section(name: str, title: str, body_markdown: str, command: str | None = None) -> Path:
+    """Replace (or append) the section ``name`` of docs/benchmarks.md; return the file path."""
+    cmd = command or " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (
+        f"<!-- BEGIN {name} -->\n## {title}\n\n"
+        f"Command: `{cmd}`  \nRun: {stamp} on {platform.machine()}, "
+        f"{platform.python_implementation()} {platform.python_version()}\n\n"
+        f"{body_markdown.strip()}\n<!-- END {name} -->\n"
+    )
+    BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
+    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else _HEADER
+    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->\n?", re.S)
+    text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    BENCHMARKS_MD.write_text(text, encoding="utf-8")
+    return BENCHMARKS_MD
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    """Render a simple Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
