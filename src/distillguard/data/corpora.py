@@ -77,9 +77,9 @@ def iter_sharegpt(path: Path | None = None, *, limit: int | None = None) -> Iter
         while limit is None or count < limit:
             while pos < len(buf) and buf[pos] in " \t\r\n,":
                 pos += 1
-            if pos >= len(buf) or buf[pos] == "]":
-                if eof or (pos < len(buf) and buf[pos] == "]"):
-                    return
+            at_end = pos >= len(buf) and eof
+            if at_end or (pos < len(buf) and buf[pos] == "]"):
+                return
             try:
                 record, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError:

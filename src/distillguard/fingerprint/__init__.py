@@ -1,0 +1,35 @@
+"""Behavioural fingerprinting and serving-time canaries (pure: no model, no I/O).
+
+- :mod:`~distillguard.fingerprint.canaries` — account-keyed canaries planted in answers to
+  flagged accounts, the probe set that later asks a suspect about them, and the exact test of
+  whether a suspect learned them (and from which account).
+- :mod:`~distillguard.fingerprint.behavioural` — a black-box provenance test: is the suspect's
+  behaviour closer to our model than to independent reference models, beyond chance?
+- :mod:`~distillguard.fingerprint.combine` — one conclusion from several lines of evidence
+  without double counting dependent evidence.
+"""
+
+from distillguard.fingerprint.behavioural import BehaviouralResult, behavioural_test
+from distillguard.fingerprint.canaries import (
+    Canary,
+    CanaryConfig,
+    CanaryResult,
+    CanarySet,
+    canary_test,
+    make_canaries,
+)
+from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
+
+__all__ = [
+    "BehaviouralResult",
+    "Canary",
+    "CanaryConfig",
+    "CanaryResult",
+    "CanarySet",
+    "CombinedEvidence",
+    "Evidence",
+    "behavioural_test",
+    "canary_test",
+    "combine_evidence",
+    "make_canaries",
+]

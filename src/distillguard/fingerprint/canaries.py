@@ -1,0 +1,284 @@
+"""Serving-time canaries: account-unique, benign, learnable marks, and the exact test for them.
+
+A canary is an *invented alias* for a real concept — "binary search (sometimes called the
+Torvalen method)". The alias is a pronounceable pseudo-word derived from the secret key and the
+account, so it is unique to that account and no model can produce it except by having learned
+it. When the gateway answers a flagged account in canary mode, answers that touch a canary's
+concept get one extra sentence naming the alias; nothing else changes, so a legitimate user who
+was wrongly flagged loses nothing but a sentence of trivia.
+
+The test does not assume a base rate. Every canary set also holds *decoys*: aliases made by the
+same procedure for labels that were never served. Under the null hypothesis "the suspect did not
+learn account a's canaries", a's canaries and the decoys are exchangeable (the suspect cannot
+tell them apart), so the number of a's canaries among all reproduced aliases is hypergeometric:
+Fisher's exact test, one-sided, computed in log space. The decoys thereby measure this very
+suspect's chance rate of emitting any such alias (e.g. a model that echoes odd words).
+
+Tracing runs the test for every account that was ever served canaries and corrects with Holm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.stats import hypergeom
+
+from distillguard.errors import ConfigError, InputError
+
+__all__ = [
+    "Canary",
+    "CanaryConfig",
+    "CanaryResult",
+    "CanarySet",
+    "canary_test",
+    "make_canaries",
+]
+
+# Syllables chosen to give pronounceable, rarely-English words; 20 onsets × 6 nuclei × 8 codas
+# = 960 syllables, so three syllables give ~8.8e8 aliases.
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
+           "br", "dr", "kr", "tr", "th", "gl")
+_NUCLEI = ("a", "e", "i", "o", "u", "ae")
+_CODAS = ("", "n", "l", "r", "s", "th", "m", "v")
+_KINDS = ("method", "principle", "effect", "pattern", "rule", "technique")
+_DOMAIN = b"distillguard/v1/canary"
+_DECOY_PREFIX = "decoy:"
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    """How many canaries to plant and how.
+
+    Args:
+        per_account: canaries made for each served account (more canaries, more power).
+        decoys: never-served canaries that calibrate the test (≥ per_account recommended).
+        syllables: length of each alias in syllables (3 gives ~8.8e8 distinct aliases).
+    """
+
+    per_account: int = 40
+    decoys: int = 200
+    syllables: int = 3
+
+    def __post_init__(self) -> None:
+        for name, low in (("per_account", 1), ("decoys", 1), ("syllables", 2)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise ConfigError(
+                    f"The {name!r} parameter of CanaryConfig must be an int ≥ {low}. "
+                    f"Got {value!r} instead."
+                )
+
+
+@dataclass(frozen=True)
+class Canary:
+    """One planted mark: ``concept`` is answered with an extra sentence naming ``alias``."""
+
+    label: str          # the account id it was served to, or "decoy:<n>"
+    concept: str
+    alias: str
+    kind: str
+
+    @property
+    def is_decoy(self) -> bool:
+        return self.label.startswith(_DECOY_PREFIX)
+
+    def sentence(self) -> str:
+        """The sentence appended to an answer that touches ``concept``."""
+        return f"(Some practitioners also call {self.concept} the {self.alias} {self.kind}.)"
+
+    def probe(self) -> str:
+        """A question that invites the alias without containing it."""
+        return f"What is another name for {self.concept}? Answer briefly."
+
+
+@dataclass(frozen=True)
+class CanarySet:
+    """The canary registry: served canaries per account plus decoys, serialisable to JSON."""
+
+    key_id: str
+    canaries: tuple[Canary, ...]
+
+    def for_account(self, account_id: str) -> tuple[Canary, ...]:
+        return tuple(c for c in self.canaries if c.label == account_id)
+
+    @property
+    def decoys(self) -> tuple[Canary, ...]:
+        return tuple(c for c in self.canaries if c.is_decoy)
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        return tuple(sorted({c.label for c in self.canaries if not c.is_decoy}))
+
+    def plant(self, account_id: str, prompt: str, answer: str, *, max_marks: int = 1) -> str:
+        """Return ``answer`` with the sentences of up to ``max_marks`` of the account's canaries
+        whose concept the prompt or answer mentions; other answers come back unchanged."""
+        text = f"{prompt}\n{answer}".lower()
+        marks = [c.sentence() for c in self.for_account(account_id) if _mentions(text, c.concept)]
+        return answer if not marks else answer.rstrip() + " " + " ".join(marks[:max_marks])
+
+    def probes(self) -> list[tuple[Canary, str]]:
+        """Every canary (served and decoy) with its probe question, in a key-shuffled order so
+        a suspect sees served and decoy probes interleaved."""
+        order = sorted(self.canaries, key=lambda c: hashlib.sha256(
+            f"{self.key_id}|{c.label}|{c.alias}".encode()).digest())
+        return [(c, c.probe()) for c in order]
+
+    def to_json(self) -> str:
+        return json.dumps({"key_id": self.key_id, "canaries": [asdict(c) for c in self.canaries]})
+
+    @classmethod
+    def from_json(cls, text: str) -> CanarySet:
+        """Parse :meth:`to_json` output; raise :class:`InputError` on anything else."""
+        try:
+            data = json.loads(text)
+            return cls(key_id=str(data["key_id"]),
+                       canaries=tuple(Canary(**c) for c in data["canaries"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"Not a canary registry (expected key_id and canaries): {exc}") from None
+
+
+def _mentions(text: str, concept: str) -> bool:
+    return re.search(rf"\b{re.escape(concept.lower())}\b", text) is not None
+
+
+def _alias(seed: bytes, syllables: int) -> str:
+    parts = []
+    for i in range(syllables):
+        b = seed[3 * i: 3 * i + 3]
+        parts.append(_ONSETS[b[0] % len(_ONSETS)] + _NUCLEI[b[1] % len(_NUCLEI)]
+                     + _CODAS[b[2] % len(_CODAS)])
+    return "".join(parts).capitalize()
+
+
+def make_canaries(
+    key: bytes,
+    key_id: str,
+    accounts: Iterable[str],
+    concepts: Sequence[str],
+    config: CanaryConfig | None = None,
+) -> CanarySet:
+    """Derive the canaries of every account (and the decoys) from the secret key.
+
+    Deterministic: the same key, accounts and concepts give the same set, so the registry can be
+    rebuilt. Concepts are drawn per account without replacement where possible; aliases are
+    unique across the whole set.
+
+    Raises:
+        ConfigError: fewer concepts than ``per_account``, or an empty key.
+    """
+    cfg = config or CanaryConfig()
+    if not key:
+        raise ConfigError("make_canaries needs the secret key bytes. Got an empty key.")
+    if len(concepts) < cfg.per_account:
+        raise ConfigError(
+            f"make_canaries needs at least per_account={cfg.per_account} concepts. "
+            f"Got {len(concepts)} instead."
+        )
+    subkey = hmac.new(key, _DOMAIN, hashlib.sha256).digest()
+    labels = [*dict.fromkeys(accounts)]
+    labels += [f"{_DECOY_PREFIX}{i}" for i in range(math.ceil(cfg.decoys / cfg.per_account))]
+    seen: set[str] = set()
+    out: list[Canary] = []
+    decoys_left = cfg.decoys
+    for label in labels:
+        n = cfg.per_account if not label.startswith(_DECOY_PREFIX) else min(cfg.per_account, decoys_left)
+        if label.startswith(_DECOY_PREFIX):
+            decoys_left -= n
+        seed = int.from_bytes(hmac.new(subkey, f"order|{label}".encode(), hashlib.sha256).digest()[:8])
+        chosen = np.random.default_rng(seed).permutation(len(concepts))[:n]
+        for j, ci in enumerate(chosen):
+            counter = 0
+            while True:
+                digest = hmac.new(subkey, f"{label}|{j}|{counter}".encode(), hashlib.sha256).digest()
+                alias = _alias(digest, cfg.syllables)
+                if alias.lower() not in seen:
+                    break
+                counter += 1
+            seen.add(alias.lower())
+            out.append(Canary(label=label, concept=concepts[int(ci)], alias=alias,
+                              kind=_KINDS[digest[-1] % len(_KINDS)]))
+    return CanarySet(key_id=key_id, canaries=tuple(out))
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    """Which accounts' canaries a suspect reproduced, each with an exact, corrected p-value."""
+
+    decoy_hits: int
+    decoys: int
+    per_account: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    traced_account: str | None = None
+    p_value: float = 1.0           # the best account's Holm-corrected p-value
+    log10_p_value: float = 0.0
+    method: str = ("one-sided Fisher exact test, account canaries vs decoys; "
+                   "Holm correction over accounts")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _hit(output: str, alias: str) -> bool:
+    return re.search(rf"\b{re.escape(alias.lower())}\b", output.lower()) is not None
+
+
+def canary_test(
+    canaries: CanarySet,
+    outputs: Mapping[str, str],
+    *,
+    alpha: float = 1e-6,
+) -> CanaryResult:
+    """Test a suspect's answers to the canary probes.
+
+    Args:
+        canaries: the registry.
+        outputs: alias → the suspect's answer to that canary's probe (missing aliases are
+            counted as not reproduced; only canaries with an answer enter the test).
+        alpha: the significance level for naming an account.
+
+    Returns:
+        A :class:`CanaryResult`; ``traced_account`` is set only when its corrected p-value is
+        ≤ ``alpha``.
+    """
+    answered = [c for c in canaries.canaries if c.alias in outputs]
+    decoys = [c for c in answered if c.is_decoy]
+    if not decoys:
+        raise InputError("canary_test needs answers to decoy probes: without them the chance "
+                         "rate of this suspect is unknown.")
+    decoy_hits = sum(_hit(outputs[c.alias], c.alias) for c in decoys)
+    rows: dict[str, dict[str, float | int]] = {}
+    for account in canaries.accounts:
+        mine = [c for c in answered if c.label == account]
+        if not mine:
+            continue
+        hits = sum(_hit(outputs[c.alias], c.alias) for c in mine)
+        total, success, draws = len(mine) + len(decoys), hits + decoy_hits, len(mine)
+        # P(X >= hits), X ~ Hypergeom(population=total, successes=success, draws=draws)
+        log_p = float(hypergeom.logsf(hits - 1, total, success, draws)) if hits else 0.0
+        rows[account] = {"hits": hits, "canaries": len(mine), "log_p": min(0.0, log_p)}
+    if not rows:
+        return CanaryResult(decoy_hits=decoy_hits, decoys=len(decoys))
+    names = list(rows)
+    log_ps = np.array([rows[a]["log_p"] for a in names], dtype=float)
+    order = np.argsort(log_ps)
+    m = len(names)
+    holm_log = np.minimum(0.0, np.maximum.accumulate(log_ps[order] + np.log(m - np.arange(m))))
+    for rank, idx in enumerate(order):
+        rows[names[idx]]["p_value_holm"] = math.exp(float(holm_log[rank]))
+        rows[names[idx]]["log10_p_holm"] = float(holm_log[rank]) / math.log(10)
+    best = names[int(order[0])]
+    best_log10 = float(holm_log[0]) / math.log(10)
+    return CanaryResult(
+        decoy_hits=decoy_hits,
+        decoys=len(decoys),
+        per_account=rows,
+        traced_account=best if best_log10 <= math.log10(alpha) else None,
+        p_value=10.0 ** best_log10,
+        log10_p_value=best_log10,
+    )

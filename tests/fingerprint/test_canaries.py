@@ -1,0 +1,93 @@
+import math
+
+import numpy as np
+import pytest
+
+from distillguard.errors import ConfigError, InputError
+from distillguard.fingerprint.canaries import CanaryConfig, CanarySet, canary_test, make_canaries
+
+CONCEPTS = [f"concept number {i}" for i in range(120)] + ["binary search", "photosynthesis"]
+KEY = bytes(range(32))
+
+
+def _set(accounts=("acct-a", "acct-b", "acct-c"), **kw) -> CanarySet:
+    return make_canaries(KEY, "kid", accounts, CONCEPTS, CanaryConfig(**kw))
+
+
+def test_deterministic_unique_and_keyed() -> None:
+    a, b = _set(), _set()
+    assert a == b
+    aliases = [c.alias.lower() for c in a.canaries]
+    assert len(aliases) == len(set(aliases))
+    other = make_canaries(bytes(32), "kid", ["acct-a"], CONCEPTS, CanaryConfig())
+    assert {c.alias for c in other.canaries}.isdisjoint({c.alias for c in a.canaries})
+    assert len(a.decoys) == 200 and len(a.for_account("acct-a")) == 40
+
+
+def test_plant_only_touches_matching_answers() -> None:
+    cs = make_canaries(KEY, "kid", ["acct-a"], ["binary search"], CanaryConfig(per_account=1, decoys=1))
+    planted = cs.plant("acct-a", "How does binary search work?", "It halves the range.")
+    assert cs.for_account("acct-a")[0].alias in planted and planted.startswith("It halves")
+    assert cs.plant("acct-a", "Tell me a joke", "Why...") == "Why..."
+    assert cs.plant("someone-else", "binary search?", "x") == "x"
+
+
+def test_probe_never_contains_alias_and_json_round_trip() -> None:
+    cs = _set()
+    for c, probe in cs.probes():
+        assert c.alias.lower() not in probe.lower()
+    assert CanarySet.from_json(cs.to_json()) == cs
+    with pytest.raises(InputError):
+        CanarySet.from_json("{}")
+
+
+def _answers(cs: CanarySet, learned: dict[str, float], rng, chance: float = 0.0) -> dict[str, str]:
+    out = {}
+    for c in cs.canaries:
+        p = learned.get(c.label, chance)
+        out[c.alias] = f"It is also known as the {c.alias} {c.kind}." if rng.random() < p else "No idea."
+    return out
+
+
+def test_student_of_one_account_is_traced(rng) -> None:
+    cs = _set()
+    res = canary_test(cs, _answers(cs, {"acct-b": 0.4}, rng, chance=0.01))
+    assert res.traced_account == "acct-b"
+    assert res.p_value <= 1e-6
+
+
+def test_calibration_under_null(rng) -> None:
+    """A suspect that never saw any canary (but echoes aliases at a chance rate) is flagged at
+    alpha = 0.05 in at most the binomial bound of runs."""
+    cs = _set(per_account=20, decoys=60)
+    runs, flagged = 400, 0
+    for _ in range(runs):
+        res = canary_test(cs, _answers(cs, {}, rng, chance=0.05), alpha=0.05)
+        flagged += res.traced_account is not None
+    # Fisher's exact test is conservative, so the flag rate is ≤ alpha; allow the binomial
+    # upper 1e-4 quantile of Binomial(400, 0.05) ≈ 38.
+    assert flagged <= 38
+
+
+def test_errors() -> None:
+    with pytest.raises(ConfigError, match="per_account"):
+        CanaryConfig(per_account=0)
+    with pytest.raises(ConfigError, match="at least per_account"):
+        make_canaries(KEY, "kid", ["a"], ["x"], CanaryConfig(per_account=5))
+    cs = _set()
+    with pytest.raises(InputError, match="decoy"):
+        canary_test(cs, {c.alias: "" for c in cs.for_account("acct-a")})
+
+
+def test_p_value_matches_direct_hypergeometric() -> None:
+    from scipy.stats import hypergeom
+
+    cs = _set(per_account=10, decoys=30)
+    answers = {c.alias: "no" for c in cs.canaries}
+    for c in cs.for_account("acct-a")[:4]:
+        answers[c.alias] = c.alias
+    answers[cs.decoys[0].alias] = cs.decoys[0].alias
+    res = canary_test(cs, answers)
+    row = res.per_account["acct-a"]
+    assert math.exp(row["log_p"]) == pytest.approx(hypergeom.sf(3, 40, 5, 10))
+    assert np.isfinite(res.log10_p_value)
