@@ -1,0 +1,1 @@
+"""CLI sub-command modules: each exposes ``register(subparsers)`` (see :mod:`distillguard.cli`)."""

@@ -1,0 +1,263 @@
+"""Exponential-minimum ("Gumbel") watermark (Aaronson, 2022): distortion-free sampling.
+
+**Generation.** For each candidate token t the PRF of (context, t) gives a uniform u_t; the
+next token is argmax_t u_t^{1/p_t}, where p is ``softmax(scores)`` (scores arrive after
+temperature / top-p, so filtered tokens have p = 0). Over the randomness of the key this picks
+t with probability exactly p_t — the text distribution is unchanged — but the chosen token
+tends to have a large u. ``process`` returns scores that are −inf everywhere except the chosen
+token (0.0), so any downstream sampler emits it. Candidates are the ``top_k`` highest scores
+(0 = all); outside them p is treated as 0, i.e. a top-k filter.
+
+**Detection.** S = Σ −ln(1 − u) over scored, deduplicated tuples. Under the null each term is
+exactly Exp(1) (up to the 2^-53 resolution of u), so S ~ Gamma(n, 1) and the p-value is the
+exact Gamma tail (:func:`distillguard.stats.gamma_log_sf`).
+
+**Payload** (``payload_bits > 0``): each color c ∈ [0, r) has its own sub-key, the context's
+chunk i selects color m_i, and generation uses u^{(m_i)}. Detection does not need m: per tuple
+W = −ln(1 − U_max^r), U_max the largest of the r colors' uniforms, is exactly Exp(1) under the
+null (U_max^r is uniform), so Σ W ~ Gamma(n, 1) again. Decoding takes, per chunk, the color
+with the largest summed −ln(1 − u^{(c)}). Detection costs r PRF calls per tuple.
+
+**Trade-offs.**
+
+- *Quality*: none lost on average — each step samples exactly from the model's distribution.
+  But generation is *deterministic given the context and key*: the same prompt yields the same
+  answer every time, and low-entropy loops repeat. A per-request nonce mixed into the PRF would
+  restore diversity but the detector would then need the nonce (it is not in the text), so we
+  do not; vary the context (system prompt, sampling of the first tokens) instead.
+- *Robustness*: like KGW, an edit breaks ``context_width`` + 1 tuples; the score of each
+  surviving tuple is unaffected.
+- *Radioactivity*: a student learns token preferences, not the per-context uniforms, so this
+  scheme is *less* radioactive than KGW; use KGW when the goal is auditing distillation.
+- *Stealing*: there is no fixed green list to estimate; frequency analysis learns little, but
+  the determinism lets an attacker spot watermarked outputs by resampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from distillguard import stats
+from distillguard.errors import ConfigError
+from distillguard.watermark._common import KeyedScheme, check_int, check_real
+from distillguard.watermark._tuples import (
+    ScoredTuples,
+    as_token_array,
+    as_token_matrix,
+    generation_contexts,
+    score_tuples,
+)
+from distillguard.watermark.base import Detection, schemes
+from distillguard.watermark.keys import SecretKey
+from distillguard.watermark.kgw import _trace_result
+from distillguard.watermark.localize import find_spans
+from distillguard.watermark.payload import TraceResult, best_two, candidate_ids, decode_groups
+from distillguard.watermark.prf import bucket, pair_prf, to_uniform
+
+__all__ = ["Gumbel", "GumbelConfig"]
+
+
+@dataclass(frozen=True)
+class GumbelConfig:
+    """Parameters of :class:`Gumbel` (validated when built).
+
+    Attributes:
+        context_width: tokens of context hashed with the candidate, ≥ 1.
+        top_k: sample among the k highest-scoring candidates (0 = all).
+        min_scored: fewer scored tuples than this → ``enough_tokens=False``, p = 1.
+        payload_bits: account-id bits to embed (0 = no payload, else 32–64).
+        checksum_bits: keyed checksum bits appended to the id (0–32).
+        chunk_bits: bits per chunk b; r = 2^b colors (detection cost grows with r).
+    """
+
+    context_width: int = 2
+    top_k: int = 2048
+    min_scored: int = 16
+    payload_bits: int = 0
+    checksum_bits: int = 16
+    chunk_bits: int = 2
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        check_int(name, "context_width", self.context_width, 1, 64)
+        check_int(name, "top_k", self.top_k, 0)
+        check_int(name, "min_scored", self.min_scored, 1)
+        check_int(name, "payload_bits", self.payload_bits, 0, 64)
+        if 0 < self.payload_bits < 32:
+            raise ConfigError(
+                f"The 'payload_bits' parameter of {name} must be 0 (no payload) or in [32, 64]. "
+                f"Got {self.payload_bits!r} instead."
+            )
+        check_int(name, "checksum_bits", self.checksum_bits, 0, 32)
+        check_int(name, "chunk_bits", self.chunk_bits, 1, 6)
+
+
+def _purpose(color: int | None) -> str:
+    return "gumbel/u" if color is None else f"gumbel/u{color}"
+
+
+@schemes.register("gumbel")
+class Gumbel(KeyedScheme):
+    """Exponential-minimum sampling watermark; see the module docstring."""
+
+    name = "gumbel"
+    config_class = GumbelConfig
+    config: GumbelConfig
+
+    def process(
+        self, input_ids: np.ndarray, scores: np.ndarray, payloads: Sequence[int | None]
+    ) -> np.ndarray:
+        """Return scores that are −inf except 0.0 at the keyed choice of each row.
+
+        Rows whose history is shorter than ``context_width``, or whose scores are all −inf, are
+        returned unchanged (ordinary sampling).
+
+        Raises:
+            InputError: shapes or dtypes do not match the contract.
+            ConfigError: a payload is given but ``payload_bits`` is 0.
+        """
+        arr, plist = self._check_batch(scores, payloads)
+        ids = as_token_matrix(input_ids, arr.shape[0])
+        cfg = self.config
+        if ids.shape[1] < cfg.context_width or arr.shape[0] == 0:
+            return arr.copy()
+        key = self.keyring.primary
+        ctx = generation_contexts(key, ids, cfg.context_width)
+        cand = self._candidates(arr, cfg.top_k)
+        logits = np.take_along_axis(arr, cand, axis=1).astype(np.float64)
+        colors: list[int | None] = [None] * len(plist)
+        if self.payload_mode:
+            codec = self.codec(key)
+            chunk = bucket(ctx, codec.n_chunks)
+            colors = [int(codec.encode(p)[chunk[b]]) for b, p in enumerate(plist)]
+        out = np.full_like(arr, -np.inf)
+        for b in range(arr.shape[0]):
+            row = logits[b]
+            finite = np.isfinite(row)
+            if not finite.any():
+                out[b] = arr[b]  # nothing to sample from; leave the row to the caller
+                continue
+            prob = np.zeros_like(row)
+            z = row[finite] - row[finite].max()
+            prob[finite] = np.exp(z) / np.exp(z).sum()
+            u = to_uniform(pair_prf(key.sip(_purpose(colors[b])), ctx[b : b + 1], cand[b]))
+            with np.errstate(divide="ignore"):
+                key_score = np.where(prob > 0, np.log(u) / np.where(prob > 0, prob, 1.0), -np.inf)
+            out[b, cand[b, int(np.argmax(key_score))]] = 0.0
+        return out
+
+    def _uniforms(self, key: SecretKey, tup: ScoredTuples, r: int) -> np.ndarray:
+        cols = [to_uniform(tup.values)]
+        cols += [to_uniform(pair_prf(key.sip(_purpose(c)), tup.ctx, tup.tokens)) for c in range(1, r)]
+        return np.stack(cols, axis=1)
+
+    def _detect_key(
+        self,
+        key: SecretKey,
+        ids: np.ndarray,
+        *,
+        alpha: float,
+        dedup: bool,
+        decode_payload: bool,
+        localize: bool,
+    ) -> Detection:
+        cfg = self.config
+        r = (1 << cfg.chunk_bits) if self.payload_mode else 1
+        tup = score_tuples(
+            key, ids, cfg.context_width, _purpose(0 if self.payload_mode else None), dedup=dedup
+        )
+        n = tup.n
+        details: dict[str, object] = {"dedup": dedup, "context_width": cfg.context_width, "test": "gamma"}
+        if n < cfg.min_scored:
+            return self._result(key, tup.n_tokens, n, 0.0, 0.0, alpha, details=details)
+        if r == 1:
+            u = to_uniform(tup.values)
+            w = -np.log1p(-u)
+        else:
+            uu = self._uniforms(key, tup, r)
+            # U_max^r is uniform under the null, so this W is exactly Exp(1).
+            w = -np.log(-np.expm1(r * np.log(uu.max(axis=1))))
+        s = float(w.sum())
+        log_p = stats.gamma_log_sf(s, n)
+        spans: tuple = ()
+        if localize:
+            spans, loc = find_spans(w, tup.positions, kind="gamma", alpha=alpha)
+            details.update(loc)
+        result = self._result(key, tup.n_tokens, n, s, log_p, alpha, spans=spans, details=details)
+        if r > 1 and decode_payload and result.enough_tokens:
+            codec = self.codec(key)
+            evidence = self._group_scores(-np.log1p(-uu), bucket(tup.ctx, codec.n_chunks), codec.n_chunks)
+            est, more = decode_groups(codec, evidence, log_p, result.watermarked)
+            details.update(more)
+            result = self._result(
+                key, tup.n_tokens, n, s, log_p, alpha, payload=est, spans=spans, details=details
+            )
+        return result
+
+    @staticmethod
+    def _group_scores(e: np.ndarray, chunk: np.ndarray, n_chunks: int) -> np.ndarray:
+        return np.stack(
+            [np.bincount(chunk, weights=e[:, c], minlength=n_chunks) for c in range(e.shape[1])], axis=1
+        )
+
+    def trace(
+        self,
+        token_ids: Sequence[int] | np.ndarray,
+        candidates: Sequence[int | str],
+        *,
+        alpha: float = 1e-6,
+        dedup: bool = True,
+    ) -> TraceResult:
+        """Which candidate account the text carries; see :meth:`KGW.trace`.
+
+        Candidate a's score Σ −ln(1 − u^{(m_a)}) is exactly Gamma(n, 1) under the null;
+        Bonferroni over candidates × keys; ``separated`` is an exact sign test counting the
+        tuples (in chunks where best and runner-up differ) whose best-candidate uniform wins.
+        """
+        if not self.payload_mode:
+            raise ConfigError("trace() needs a payload-mode Gumbel (payload_bits ≥ 32).")
+        check_real("trace", "alpha", alpha, 0.0, 1.0)
+        ids = as_token_array(token_ids)
+        cfg = self.config
+        r = 1 << cfg.chunk_bits
+        n_tests = len(candidates) * len(self.keyring)
+        best: TraceResult | None = None
+        for key in self.keyring:
+            codec = self.codec(key)
+            msgs = np.stack([codec.encode(c) for c in candidate_ids(key, codec, candidates)])
+            tup = score_tuples(key, ids, cfg.context_width, _purpose(0), dedup=dedup)
+            L = codec.n_chunks
+            chunk = bucket(tup.ctx, L)
+            uu = self._uniforms(key, tup, r) if tup.n else np.zeros((0, r))
+            g = self._group_scores(-np.log1p(-uu), chunk, L)
+            per_cand = g[np.arange(L), msgs].sum(axis=1)
+            i, j = best_two(per_cand)
+            log_p = stats.gamma_log_sf(float(per_cand[i]), tup.n) if tup.n else 0.0
+            sep_log_p = 0.0
+            if j is not None:
+                a_col, b_col = msgs[i][chunk], msgs[j][chunk]
+                differ = a_col != b_col
+                rows = np.flatnonzero(differ)
+                wins = int((uu[rows, a_col[rows]] > uu[rows, b_col[rows]]).sum())
+                sep_log_p = stats.binomial_log_sf(wins, rows.size, 0.5) if rows.size else 0.0
+            res = _trace_result(
+                key.key_id,
+                candidates,
+                i,
+                j,
+                tup.n,
+                float(per_cand[i]),
+                log_p,
+                sep_log_p,
+                n_tests,
+                alpha,
+                tup.n >= cfg.min_scored,
+            )
+            if best is None or res.log10_p_value < best.log10_p_value:
+                best = res
+        if best is None:  # pragma: no cover - a KeyRing is never empty
+            raise ConfigError("No keys to trace with.")
+        return best

@@ -1,0 +1,313 @@
+"""KGW green-list watermark (Kirchenbauer et al., 2023), with an optional account payload.
+
+**Generation.** For each row, the keyed hash of the last ``context_width`` tokens and the
+candidate token id feed SipHash-2-4; a token is *green* when the 64-bit output is below
+γ·2^64. ``process`` adds ``delta`` to the logits of green tokens among the ``bias_top_k``
+highest-scoring candidates (0 = the whole vocabulary). Tokens outside the top-k keep their
+score: that costs a little power (rarely sampled tokens are never pushed) but never touches the
+null, which depends only on the key and the text.
+
+**Detection.** Count greens among the scored (context, token) tuples (deduplicated by default;
+the first ``context_width`` tokens have no context). Under the null (text written without the
+key) each distinct tuple is green independently with probability γ, so the p-value is the
+exact binomial tail (:func:`distillguard.stats.binomial_log_sf`).
+
+**Payload** (``payload_bits > 0``, see :mod:`distillguard.watermark.payload`): the context
+picks a chunk i, each token gets a color in [0, r) from the PRF, and green means "color equals
+chunk i's value" — so γ = 1/r in payload mode (``gamma`` is ignored). The test that does not
+need to know the payload is T = Σ_groups max_color count, with its exact null
+(:mod:`distillguard.watermark.maxstat`); groups are (block of ``payload_block`` scored tuples,
+chunk) pairs, which bounds the exact computation's cost on long texts.
+
+**Trade-offs.**
+
+- *Quality*: the bias distorts the distribution (more so at large δ, and on low-entropy steps
+  where a green token must be forced); δ≈2 is usually invisible in fluency metrics.
+- *Robustness*: an edit or paraphrase changes the scored token and the ``context_width`` tuples
+  after it; with small width most tuples survive light editing.
+- *Radioactivity*: a student fine-tuned on watermarked text learns the green bias of frequent
+  contexts, so the bias shows in the student's outputs (see ``provenance``); this is the
+  scheme's main strength for distillation audits.
+- *Stealing*: green lists can be estimated by counting (context, token) frequencies across many
+  outputs; a wider context multiplies the contexts to learn (harder to steal) but makes each
+  edit destroy more tuples (less robust). Default width 2 is a middle ground.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from distillguard import stats
+from distillguard.errors import ConfigError
+from distillguard.watermark._common import KeyedScheme, check_int, check_real
+from distillguard.watermark._tuples import as_token_array, as_token_matrix, generation_contexts, score_tuples
+from distillguard.watermark.base import Detection, schemes
+from distillguard.watermark.keys import SecretKey
+from distillguard.watermark.localize import find_spans
+from distillguard.watermark.maxstat import max_count_log_pmf, sum_log_sf
+from distillguard.watermark.payload import (
+    TraceResult,
+    best_two,
+    candidate_ids,
+    decode_groups,
+)
+from distillguard.watermark.prf import bucket, pair_prf, top_bits
+
+__all__ = ["KGW", "KGWConfig"]
+
+_PURPOSE = "kgw/green"
+
+
+@dataclass(frozen=True)
+class KGWConfig:
+    """Parameters of :class:`KGW` (validated when built).
+
+    Attributes:
+        gamma: green fraction γ in (0, 1) (no-payload mode).
+        delta: logit bias added to green tokens, in (0, 50].
+        context_width: tokens of context hashed with the candidate, ≥ 1.
+        bias_top_k: bias only the k highest-scoring candidates per step (0 = all).
+        min_scored: fewer scored tuples than this → ``enough_tokens=False``, p = 1.
+        payload_bits: account-id bits to embed (0 = no payload, else 32–64).
+        checksum_bits: keyed checksum bits appended to the id (0–32).
+        chunk_bits: bits per chunk b; r = 2^b colors, γ = 1/r in payload mode.
+        payload_block: scored tuples per block of the payload statistic.
+    """
+
+    gamma: float = 0.25
+    delta: float = 2.0
+    context_width: int = 2
+    bias_top_k: int = 2048
+    min_scored: int = 16
+    payload_bits: int = 0
+    checksum_bits: int = 16
+    chunk_bits: int = 2
+    payload_block: int = 4096
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        check_real(name, "gamma", self.gamma, 0.0, 1.0)
+        check_real(name, "delta", self.delta, 0.0, 50.0, open_hi=False)
+        check_int(name, "context_width", self.context_width, 1, 64)
+        check_int(name, "bias_top_k", self.bias_top_k, 0)
+        check_int(name, "min_scored", self.min_scored, 1)
+        check_int(name, "payload_bits", self.payload_bits, 0, 64)
+        if 0 < self.payload_bits < 32:
+            raise ConfigError(
+                f"The 'payload_bits' parameter of {name} must be 0 (no payload) or in [32, 64]. "
+                f"Got {self.payload_bits!r} instead."
+            )
+        check_int(name, "checksum_bits", self.checksum_bits, 0, 32)
+        check_int(name, "chunk_bits", self.chunk_bits, 1, 8)
+        check_int(name, "payload_block", self.payload_block, 64, 65536)
+
+    @property
+    def effective_gamma(self) -> float:
+        """The exact green probability the detector uses (1/r with a payload)."""
+        if self.payload_bits:
+            return 1.0 / (1 << self.chunk_bits)
+        return _threshold(self.gamma) / 2.0**64
+
+
+def _threshold(gamma: float) -> int:
+    return min((1 << 64) - 1, round(gamma * 2.0**64))
+
+
+@schemes.register("kgw")
+class KGW(KeyedScheme):
+    """Green-list watermark; see the module docstring for the maths and trade-offs."""
+
+    name = "kgw"
+    config_class = KGWConfig
+    config: KGWConfig
+
+    def process(
+        self, input_ids: np.ndarray, scores: np.ndarray, payloads: Sequence[int | None]
+    ) -> np.ndarray:
+        """Add ``delta`` to green candidates' scores; returns a new array of the same shape/dtype.
+
+        Rows whose history is shorter than ``context_width`` are returned unchanged.
+
+        Raises:
+            InputError: shapes or dtypes do not match the contract.
+            ConfigError: a payload is given but ``payload_bits`` is 0.
+        """
+        arr, plist = self._check_batch(scores, payloads)
+        ids = as_token_matrix(input_ids, arr.shape[0])
+        out = arr.copy()
+        cfg = self.config
+        if ids.shape[1] < cfg.context_width or arr.shape[0] == 0:
+            return out
+        key = self.keyring.primary
+        ctx = generation_contexts(key, ids, cfg.context_width)
+        cand = self._candidates(arr, cfg.bias_top_k)
+        vals = pair_prf(key.sip(_PURPOSE), np.repeat(ctx, cand.shape[1]), cand.reshape(-1)).reshape(
+            cand.shape
+        )
+        if self.payload_mode:
+            codec = self.codec(key)
+            msgs = np.stack([codec.encode(p) for p in plist])
+            target = msgs[np.arange(len(plist)), bucket(ctx, codec.n_chunks)]
+            green = top_bits(vals, cfg.chunk_bits) == target[:, None]
+        else:
+            green = vals < np.uint64(_threshold(cfg.gamma))
+        rows = np.broadcast_to(np.arange(arr.shape[0])[:, None], cand.shape)
+        out[rows[green], cand[green]] += out.dtype.type(cfg.delta)
+        return out
+
+    def _detect_key(
+        self,
+        key: SecretKey,
+        ids: np.ndarray,
+        *,
+        alpha: float,
+        dedup: bool,
+        decode_payload: bool,
+        localize: bool,
+    ) -> Detection:
+        cfg = self.config
+        tup = score_tuples(key, ids, cfg.context_width, _PURPOSE, dedup=dedup)
+        n = tup.n
+        details: dict[str, object] = {"dedup": dedup, "context_width": cfg.context_width}
+        if n < cfg.min_scored:
+            return self._result(key, tup.n_tokens, n, 0.0, 0.0, alpha, details=details)
+        if not self.payload_mode:
+            green = tup.values < np.uint64(_threshold(cfg.gamma))
+            k = int(green.sum())
+            log_p = stats.binomial_log_sf(k, n, cfg.effective_gamma)
+            details.update(test="binomial", gamma=cfg.effective_gamma, green_fraction=k / n)
+            spans: tuple = ()
+            if localize:
+                spans, loc = find_spans(
+                    green.astype(np.float64),
+                    tup.positions,
+                    kind="binomial",
+                    alpha=alpha,
+                    gamma=cfg.effective_gamma,
+                )
+                details.update(loc)
+            return self._result(key, tup.n_tokens, n, k, log_p, alpha, spans=spans, details=details)
+
+        codec = self.codec(key)
+        r, L = codec.n_colors, codec.n_chunks
+        chunk = bucket(tup.ctx, L)
+        color = top_bits(tup.values, cfg.chunk_bits)
+        block = np.arange(n) // cfg.payload_block
+        n_blocks = int(block[-1]) + 1
+        counts = np.bincount((block * L + chunk) * r + color, minlength=n_blocks * L * r).reshape(
+            n_blocks * L, r
+        )
+        t_obs = int(counts.max(axis=1).sum())
+        groups = [max_count_log_pmf(int(m), r) for m in counts.sum(axis=1)]
+        log_p = sum_log_sf(groups, t_obs)
+        details.update(test="sum of per-group max color counts (exact)", n_groups=len(groups), colors=r)
+        result = self._result(key, tup.n_tokens, n, t_obs, log_p, alpha, details=details)
+        if decode_payload and result.enough_tokens:
+            evidence = counts.reshape(n_blocks, L, r).sum(axis=0)
+            est, more = decode_groups(codec, evidence, log_p, result.watermarked)
+            details.update(more)
+            result = self._result(key, tup.n_tokens, n, t_obs, log_p, alpha, payload=est, details=details)
+        if localize:
+            details["localize"] = "not available in KGW payload mode (the per-token score needs the payload)"
+        return result
+
+    def trace(
+        self,
+        token_ids: Sequence[int] | np.ndarray,
+        candidates: Sequence[int | str],
+        *,
+        alpha: float = 1e-6,
+        dedup: bool = True,
+    ) -> TraceResult:
+        """Which candidate account (ids or account names) the text carries, if any.
+
+        Each candidate's own pattern is scored: S_a = tuples whose color equals the
+        candidate's chunk value, exactly Binomial(n, 1/r) under the null. The best candidate's
+        p-value is Bonferroni-corrected over candidates × keys. ``separated`` is an exact sign
+        test (Binomial(·, 1/2)) on the tuples of chunks where best and runner-up differ.
+
+        Raises:
+            ConfigError: the scheme has no payload (``payload_bits=0``), or bad ``alpha``.
+            InputError: bad token ids or candidates.
+        """
+        if not self.payload_mode:
+            raise ConfigError("trace() needs a payload-mode KGW (payload_bits ≥ 32).")
+        check_real("trace", "alpha", alpha, 0.0, 1.0)
+        ids = as_token_array(token_ids)
+        cfg = self.config
+        best: TraceResult | None = None
+        n_tests = len(candidates) * len(self.keyring)
+        for key in self.keyring:
+            codec = self.codec(key)
+            cids = candidate_ids(key, codec, candidates)
+            msgs = np.stack([codec.encode(c) for c in cids])
+            tup = score_tuples(key, ids, cfg.context_width, _PURPOSE, dedup=dedup)
+            r, L = codec.n_colors, codec.n_chunks
+            counts = np.bincount(
+                bucket(tup.ctx, L) * r + top_bits(tup.values, cfg.chunk_bits), minlength=L * r
+            ).reshape(L, r)
+            per_cand = counts[np.arange(L), msgs].sum(axis=1)
+            i, j = best_two(per_cand)
+            log_p = stats.binomial_log_sf(int(per_cand[i]), tup.n, 1.0 / r) if tup.n else 0.0
+            sep_log_p = 0.0 if j is None else -np.inf
+            if j is not None:
+                differ = msgs[i] != msgs[j]
+                ka = int(counts[np.flatnonzero(differ), msgs[i][differ]].sum())
+                kb = int(counts[np.flatnonzero(differ), msgs[j][differ]].sum())
+                sep_log_p = stats.binomial_log_sf(ka, ka + kb, 0.5) if ka + kb else 0.0
+            res = _trace_result(
+                key.key_id,
+                candidates,
+                i,
+                j,
+                tup.n,
+                float(per_cand[i]),
+                log_p,
+                sep_log_p,
+                n_tests,
+                alpha,
+                tup.n >= cfg.min_scored,
+            )
+            if best is None or res.log10_p_value < best.log10_p_value:
+                best = res
+        if best is None:  # pragma: no cover - a KeyRing is never empty
+            raise ConfigError("No keys to trace with.")
+        return best
+
+
+def _trace_result(
+    key_id: str,
+    candidates: Sequence[object],
+    i: int,
+    j: int | None,
+    n: int,
+    score: float,
+    log_p: float,
+    sep_log_p: float,
+    n_tests: int,
+    alpha: float,
+    enough: bool,
+) -> TraceResult:
+    corrected = stats.bonferroni(log_p, n_tests) if enough else 0.0
+    significant = enough and corrected <= np.log(alpha)
+    separated = significant and (j is None or sep_log_p <= np.log(alpha))
+    return TraceResult(
+        account=candidates[i] if significant else None,
+        account_index=i if significant else None,
+        key_id=key_id,
+        n_candidates=len(candidates),
+        n_scored=n,
+        score=score,
+        p_value=stats.log_to_p(corrected),
+        log10_p_value=corrected / stats.LN10,
+        correction=f"bonferroni over {n_tests} candidate×key tests",
+        alpha=alpha,
+        significant=bool(significant),
+        runner_up=candidates[j] if j is not None else None,
+        separation_p_value=stats.log_to_p(sep_log_p) if j is not None else 0.0,
+        separated=bool(separated),
+        details={"enough_tokens": enough},
+    )
