@@ -1,0 +1,128 @@
+"""Group accounts that act as one: a graph of linking evidence, then connected components.
+
+Two accounts are linked when they each reuse (at least twice) the same template signature, or
+when they share a /24 client prefix together with a user agent. Templates and user agents
+used by a large share of all accounts (``max_share``, default 20%) link nothing: "Summarize this:" framing or
+a browser's user agent is shared by strangers. A component of at least ``min_size`` accounts is
+a candidate campaign; it is scored by pooling its members' traffic into one pseudo-account, so
+members that each look clean are caught together. Pure: stdlib only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from distillguard.errors import ConfigError
+
+__all__ = ["CampaignCandidate", "LinkConfig", "find_candidates"]
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Linking parameters."""
+
+    min_size: int = 3
+    max_share: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.min_size, int) or self.min_size < 2:
+            raise ConfigError(
+                f"The 'min_size' parameter of LinkConfig must be an int >= 2. Got {self.min_size!r} instead."
+            )
+        if not (0 < self.max_share <= 1):
+            raise ConfigError(
+                f"The 'max_share' parameter of LinkConfig must be in (0, 1]. Got {self.max_share!r} instead."
+            )
+
+
+@dataclass(frozen=True)
+class CampaignCandidate:
+    """A connected group of accounts and the evidence on its edges."""
+
+    campaign_id: str
+    accounts: tuple[str, ...]
+    evidence: tuple[str, ...]
+
+
+class _DSU:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def find_candidates(
+    links: list[dict[str, Any]], n_accounts: int, config: LinkConfig | None = None
+) -> list[CampaignCandidate]:
+    """Return candidate campaigns from link rows ``{account_id, kind, value, c}``.
+
+    Deterministic: campaign ids are ``C001``... in order of each group's smallest account id.
+    """
+    cfg = config or LinkConfig()
+    cap = max(cfg.min_size, int(cfg.max_share * n_accounts))
+    by_value: dict[tuple[str, str], set[str]] = defaultdict(set)
+    ua_of: dict[str, set[str]] = defaultdict(set)
+    for r in links:
+        by_value[(str(r["kind"]), str(r["value"]))].add(str(r["account_id"]))
+        if r["kind"] == "ua":
+            ua_of[str(r["account_id"])].add(str(r["value"]))
+    dsu = _DSU()
+    for (kind, _value), accts in sorted(by_value.items()):
+        if len(accts) < 2 or len(accts) > cap:
+            continue
+        members = sorted(accts)
+        if kind == "tpl":
+            for a in members[1:]:
+                dsu.union(members[0], a)
+        elif kind == "ip24":
+            # A /24 alone is weak (carrier NAT, one office); require a rare user agent in common.
+            groups: dict[str, list[str]] = defaultdict(list)
+            for a in members:
+                for ua in ua_of.get(a, ()):
+                    if len(by_value[("ua", ua)]) <= cap:
+                        groups[ua].append(a)
+            for g in groups.values():
+                if len(g) >= 2:
+                    for a in g[1:]:
+                        dsu.union(g[0], a)
+    comps: dict[str, list[str]] = defaultdict(list)
+    for a in list(dsu.parent):
+        comps[dsu.find(a)].append(a)
+    out: list[CampaignCandidate] = []
+    evidence_by_acct: dict[str, set[str]] = defaultdict(set)
+    for (kind, value), accts in by_value.items():
+        if 2 <= len(accts) <= cap and kind in ("tpl", "ip24"):
+            for a in accts:
+                evidence_by_acct[a].add(f"{kind}:{value}")
+    for root in sorted(comps, key=lambda k: min(comps[k])):
+        members = sorted(comps[root])
+        if len(members) < cfg.min_size:
+            continue
+        shared: dict[str, int] = defaultdict(int)
+        for a in members:
+            for ev in evidence_by_acct[a]:
+                shared[ev] += 1
+        top = sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        ev_text = tuple(
+            (
+                f"{c} members reuse template {v.split(':', 1)[1][:10]}"
+                if v.startswith("tpl:")
+                else f"{c} members connect from {v.split(':', 1)[1]}.x"
+            )
+            for v, c in top
+            if c >= 2
+        )
+        out.append(CampaignCandidate(f"C{len(out) + 1:03d}", tuple(members), ev_text))
+    return out

@@ -1,0 +1,72 @@
+"""Spark engine: the same feature SQL (Spark dialect) on a SparkSession (local mode by default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distillguard.analytics.engines import IS_BENCH, engines
+from distillguard.analytics.features import render
+
+__all__ = ["SparkEngine"]
+
+
+@engines.register("spark")
+class SparkEngine:
+    """Runs on ``master`` (``local[*]`` unless given); stops the session on close."""
+
+    def __init__(self, staged: Path, bench_prompts: list[str], master: str = "local[2]") -> None:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            from distillguard.errors import missing_extra
+
+            raise missing_extra("pyspark", "spark") from exc
+        self._q = render("spark")
+        self._spark = (
+            SparkSession.builder.master(master)
+            .appName("distillguard-scan")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+        self._spark.sparkContext.setLogLevel("ERROR")
+        self._spark.read.parquet(str(staged)).createOrReplaceTempView("req")
+        self._spark.createDataFrame(
+            [(p,) for p in (bench_prompts or [""])], "prompt string"
+        ).createOrReplaceTempView("bench")
+        self._spark.sql(self._q.bench_hashes).createOrReplaceTempView("bench_h")
+        enriched = self._spark.sql(
+            f"SELECT e.*, {IS_BENCH} AS is_bench "
+            f"FROM ({self._q.enrich}) e LEFT JOIN bench_h bh ON e.body = bh.body"
+        ).cache()
+        enriched.createOrReplaceTempView("enriched")
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        return [r.asDict() for r in self._spark.sql(sql).collect()]
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """Per-account features, ordered by account id."""
+        return self._rows(self._q.accounts("enriched"))
+
+    def links(self) -> list[dict[str, Any]]:
+        """Linking evidence rows."""
+        return self._rows(self._q.links)
+
+    def pooled(self, groups: dict[str, str]) -> list[dict[str, Any]]:
+        """Features of each group of accounts taken together (account_id = group id)."""
+        self._spark.createDataFrame(
+            list(groups.items()), "member string, grp string"
+        ).createOrReplaceTempView("gmap")
+        cols = [c for c in self._spark.table("enriched").columns if c != "account_id"]
+        self._spark.sql(
+            f"SELECT m.grp AS account_id, {', '.join('e.' + c for c in cols)} "
+            "FROM enriched e JOIN gmap m ON e.account_id = m.member"
+        ).createOrReplaceTempView("pooled_src")
+        return self._rows(self._q.accounts("pooled_src"))
+
+    def close(self) -> None:
+        """Stop the Spark session."""
+        self._spark.stop()

@@ -1,0 +1,158 @@
+"""The scan pipeline: ingest → engine features → account scores → campaigns → report dict."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distillguard.analytics.campaigns import LinkConfig, find_candidates
+from distillguard.analytics.ingest import IngestResult, ingest
+from distillguard.analytics.scoring import ScorerConfig, scorers
+from distillguard.errors import InputError
+
+__all__ = ["ScanOptions", "read_allowlist", "scan"]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What to run and how."""
+
+    engine: str = "duckdb"
+    scorer: str = "binomial-tail"
+    target_fpr: float = 1e-3
+    allowlist: frozenset[str] = frozenset()
+    recognise_benchmarks: bool = True
+    progress: bool = False
+    quarantine: Path | None = None
+
+
+def read_allowlist(path: Path) -> frozenset[str]:
+    """Read account ids, one a line (``#`` comments allowed)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"Cannot read the allowlist {str(path)!r}: {exc.strerror}.") from None
+    return frozenset(s for line in lines if (s := line.split("#", 1)[0].strip()))
+
+
+def _plain(v: Any) -> Any:
+    # Engines return ints, floats or Decimals; the report holds plain JSON numbers.
+    if v is None or isinstance(v, (int, str)):
+        return v
+    x = float(v)
+    return round(x, 6) if math.isfinite(x) else None
+
+
+def _bench_prompts(enabled: bool) -> list[str]:
+    if not enabled:
+        return []
+    from distillguard.data.corpora import human_eval_prompts
+
+    return [p["prompt"] for p in human_eval_prompts()]
+
+
+def scan(
+    sources: list[str], options: ScanOptions | None = None, workdir: Path | None = None
+) -> dict[str, Any]:
+    """Scan request logs; return the report as a JSON-ready dict (see docs/analytics.md)."""
+    from distillguard.analytics.engines import _load, engines
+
+    opts = options or ScanOptions()
+    _load()
+    engine_cls = engines.get(opts.engine)
+    scorer_cls = scorers.get(opts.scorer)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dg-scan-") as tmp:
+        wd = workdir or Path(tmp)
+        ing: IngestResult = ingest(sources, wd, quarantine=opts.quarantine, progress=opts.progress)
+        t_ingest = time.perf_counter()
+        eng = engine_cls(ing.staged_path, _bench_prompts(opts.recognise_benchmarks))
+        try:
+            feats = eng.accounts()
+            links = eng.links()
+            cands = find_candidates(links, len(feats), LinkConfig())
+            pooled = eng.pooled({a: c.campaign_id for c in cands for a in c.accounts}) if cands else []
+        finally:
+            eng.close()
+    t_feat = time.perf_counter()
+    scorer = scorer_cls(ScorerConfig(target_fpr=opts.target_fpr)).fit(feats)
+    scores = {s.account_id: s for s in scorer.score(feats, opts.allowlist)}
+    # Each candidate is one more test: split the campaign-level FPR budget among them.
+    camp_fpr = opts.target_fpr / max(len(cands), 1)
+    camp_scores = (
+        {s.account_id: s for s in scorer_cls(ScorerConfig(target_fpr=camp_fpr)).fit(feats).score(pooled)}
+        if pooled
+        else {}
+    )
+    campaigns, member_of = [], {}
+    for c in cands:
+        s = camp_scores[c.campaign_id]
+        flagged = s.flagged and not all(a in opts.allowlist for a in c.accounts)
+        campaigns.append(
+            {
+                "campaign_id": c.campaign_id,
+                "accounts": list(c.accounts),
+                "score": s.score,
+                "flagged": flagged,
+                "log10_p": s.log10_p,
+                "reasons": [
+                    f"{len(c.accounts)} linked accounts",
+                    *c.evidence,
+                    *(f"pooled: {r}" for r in s.reasons),
+                ],
+            }
+        )
+        for a in c.accounts:
+            member_of[a] = (c.campaign_id, flagged)
+    fmap = {r["account_id"]: r for r in feats}
+    accounts = []
+    for aid, s in scores.items():
+        cid, cflag = member_of.get(aid, (None, False))
+        # A member of a flagged campaign is flagged when it carries some evidence of its own
+        # (p <= 0.05 on any feature): a stranger who shares one template with a ring is not.
+        own = min(s.feature_log10_p.values(), default=0.0) <= math.log10(0.05)
+        flagged = s.flagged or (cflag and own and aid not in opts.allowlist)
+        reasons = list(s.reasons)
+        if flagged and not s.flagged:
+            reasons.insert(0, f"member of flagged campaign {cid}")
+        f = fmap[aid]
+        accounts.append(
+            {
+                "account_id": aid,
+                "score": s.score,
+                "flagged": flagged,
+                "campaign_id": cid,
+                "reasons": reasons,
+                "log10_p": s.log10_p,
+                "allowlisted": aid in opts.allowlist,
+                "features": {k: _plain(v) for k, v in f.items() if k != "account_id"},
+            }
+        )
+    accounts.sort(key=lambda a: (-a["score"], a["account_id"]))
+    t_end = time.perf_counter()
+    return {
+        "accounts": accounts,
+        "campaigns": campaigns,
+        "skipped": ing.skipped_summary(),
+        "summary": {
+            "events": ing.accepted,
+            "accounts": len(accounts),
+            "flagged_accounts": sum(a["flagged"] for a in accounts),
+            "campaigns": len(campaigns),
+            "flagged_campaigns": sum(c["flagged"] for c in campaigns),
+            "engine": opts.engine,
+            "scorer": opts.scorer,
+            "target_fpr": opts.target_fpr,
+            "null_rates": scorer.null_rates_,
+            "seconds": {
+                "ingest": round(t_ingest - t0, 3),
+                "features": round(t_feat - t_ingest, 3),
+                "scoring": round(t_end - t_feat, 3),
+                "total": round(t_end - t0, 3),
+            },
+        },
+    }

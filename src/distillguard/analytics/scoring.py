@@ -1,0 +1,213 @@
+"""Account scorers: per-account features in, scores in [0, 1] with checkable reasons out.
+
+The default scorer (``binomial-tail``) treats each behavioural feature as a count ``k`` of
+``n`` requests (prompts that reuse a template, ask for step-by-step reasoning, ask for many
+diverse examples, request logprobs, request very long outputs). Its null rate is estimated from
+the population itself, robustly: the ``null_quantile`` (default 90th) percentile of per-account
+rates among accounts with enough requests, so attackers up to 10% of accounts cannot drag the
+baseline up, and ordinary heavy-tailed benign behaviour sits under it. Each feature gives an
+exact binomial upper-tail p-value; the account's p-value is the Bonferroni-corrected minimum
+(valid under any dependence between features), and the account is flagged when it is at most
+the target false-positive rate. A feature with fewer than ``min_evidence`` (10) matching
+requests is no evidence: benign counts are over-dispersed (one conversation repeats a cue),
+and an account that has sent a handful of such requests has distilled nothing. Volume and
+rate are reported but never flag by themselves: heavy legitimate users are exactly what a
+volume rule gets wrong.
+
+Score = min(1, -log10(p) / (2 * -log10(target_fpr))), so the flag threshold is score 0.5 and a
+score of 1 means a p-value at most target_fpr squared. Pure: numpy and stdlib only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distillguard.errors import ConfigError, NotFittedError
+from distillguard.registry import Registry
+from distillguard.stats import binomial_log_sf
+
+__all__ = ["COUNT_FEATURES", "AccountScore", "BinomialTailScorer", "ScorerConfig", "scorers"]
+
+scorers: Registry[Any] = Registry("account scorer")
+
+# feature column -> phrase for reasons
+COUNT_FEATURES: dict[str, str] = {
+    "n_reused": "reuse a template",
+    "n_cot": "ask for step-by-step reasoning",
+    "n_diverse": "ask for many diverse examples",
+    "n_logprob": "request logprobs",
+    "n_long": "ask for >= 2048 output tokens",
+}
+_LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """Scorer parameters (validated)."""
+
+    target_fpr: float = 1e-3
+    null_quantile: float = 0.8
+    min_requests_for_null: int = 3
+    min_null_rate: float = 1e-3
+    min_evidence: int = 10
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (
+            ("target_fpr", 0.0, 0.5),
+            ("null_quantile", 0.5, 1.0),
+            ("min_null_rate", 0.0, 0.5),
+        ):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not (lo < v < hi):
+                raise ConfigError(
+                    f"The '{name}' parameter of ScorerConfig must be a float in ({lo}, {hi}). "
+                    f"Got {v!r} instead."
+                )
+        if not isinstance(self.min_evidence, int) or self.min_evidence < 1:
+            raise ConfigError(
+                "The 'min_evidence' parameter of ScorerConfig must be an int >= 1. "
+                f"Got {self.min_evidence!r} instead."
+            )
+        if not isinstance(self.min_requests_for_null, int) or self.min_requests_for_null < 1:
+            raise ConfigError(
+                "The 'min_requests_for_null' parameter of ScorerConfig must be an int >= 1. "
+                f"Got {self.min_requests_for_null!r} instead."
+            )
+
+
+@dataclass(frozen=True)
+class AccountScore:
+    """One account's verdict. ``log10_p`` is the corrected p-value's log10 (<= 0)."""
+
+    account_id: str
+    score: float
+    log10_p: float
+    flagged: bool
+    reasons: tuple[str, ...]
+    feature_log10_p: dict[str, float] = field(default_factory=dict)
+
+
+def _fmt_n(x: float) -> str:
+    return f"{round(x):,}"
+
+
+@scorers.register("binomial-tail")
+class BinomialTailScorer:
+    """Exact binomial tails against robust population null rates; see the module docstring."""
+
+    def __init__(self, config: ScorerConfig | None = None) -> None:
+        self.config = config or ScorerConfig()
+
+    def fit(self, population: list[dict[str, Any]]) -> BinomialTailScorer:
+        """Estimate null rates and population medians from per-account feature rows.
+
+        Raises:
+            ConfigError: the population is empty.
+        """
+        if not population:
+            raise ConfigError("Cannot fit an account scorer on an empty population of accounts.")
+        cfg = self.config
+        n = np.array([float(r["n_requests"]) for r in population])
+        big = n >= cfg.min_requests_for_null
+        if big.sum() < 5:  # too few sizeable accounts: use all of them
+            big = np.ones_like(big)
+        self.null_rates_: dict[str, float] = {}
+        for f in COUNT_FEATURES:
+            rates = np.array([float(r[f] or 0) for r in population]) / np.maximum(n, 1)
+            q = float(np.quantile(rates[big], cfg.null_quantile))
+            self.null_rates_[f] = min(max(q, cfg.min_null_rate), 0.99)
+        self.medians_ = {
+            k: float(np.median([float(r[k] or 0) for r in population]))
+            for k in ("n_requests", "peak_hour", "n_templates")
+        }
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "null_rates_"):
+            raise NotFittedError("This BinomialTailScorer is not fitted yet; call fit(population) first.")
+
+    def score(
+        self, rows: list[dict[str, Any]], allowlist: frozenset[str] = frozenset()
+    ) -> list[AccountScore]:
+        """Score feature rows (accounts, or pooled campaigns) against the fitted population."""
+        self._check()
+        cfg = self.config
+        m = len(COUNT_FEATURES)
+        out = []
+        for r in rows:
+            n = int(r["n_requests"])
+            logs: dict[str, float] = {}
+            for f in COUNT_FEATURES:
+                k = round(float(r[f] or 0))
+                # Benign use is over-dispersed (one maths conversation asks "step by step" several
+                # times), and a handful of requests distils nothing: below min_evidence, no evidence.
+                logs[f] = binomial_log_sf(k, n, self.null_rates_[f]) / _LN10 if k >= cfg.min_evidence else 0.0
+            if self._narrow(r, logs):
+                # Reusing one template for near-identical prompts yields near-identical answers:
+                # useless for distillation, typical of an app backend. Only a template that
+                # sweeps many distinct prompts counts as evidence.
+                logs["n_reused"] = 0.0
+            best = min(logs.values())
+            log10_p = min(0.0, best + math.log10(m))
+            score = min(1.0, -log10_p / (-2 * math.log10(cfg.target_fpr)))
+            bench = float(r.get("bench_share") or 0) >= 0.5
+            allowed = str(r["account_id"]) in allowlist
+            flagged = log10_p <= math.log10(cfg.target_fpr) and not bench and not allowed
+            out.append(
+                AccountScore(
+                    str(r["account_id"]),
+                    round(score, 6),
+                    round(log10_p, 4),
+                    flagged,
+                    tuple(self._reasons(r, logs, bench, allowed)),
+                    logs,
+                )
+            )
+        return out
+
+    @staticmethod
+    def _narrow(r: dict[str, Any], logs: dict[str, float]) -> bool:
+        others = (logs[f] for f in COUNT_FEATURES if f != "n_reused")
+        return float(r.get("distinct_ratio") or 1) < 0.05 and int(r["n_requests"]) >= 100 and min(others) > -2
+
+    def _reasons(self, r: dict[str, Any], logs: dict[str, float], bench: bool, allowed: bool) -> list[str]:
+        n = int(r["n_requests"])
+        reasons = []
+        if allowed:
+            reasons.append("allowlisted (research tier / declared evaluation): scored, not flagged")
+        if bench:
+            reasons.append(
+                f"{100 * float(r['bench_share']):.0f}% of prompts are known benchmark prompts "
+                "(HumanEval): evaluation, not flagged"
+            )
+        for f in sorted(logs, key=logs.__getitem__):
+            if logs[f] > -2:  # weaker than p = 0.01 is not worth a human's attention
+                break
+            k = float(r[f] or 0)
+            extra = f" ({_fmt_n(r['n_templates'])} templates)" if f == "n_reused" else ""
+            reasons.append(
+                f"{100 * k / n:.0f}% of {_fmt_n(n)} prompts {COUNT_FEATURES[f]}{extra}; "
+                f"typical accounts at most {100 * self.null_rates_[f]:.1f}% (p = 1e{logs[f]:.0f})"
+            )
+        med_peak = max(self.medians_["peak_hour"], 1.0)
+        if float(r["peak_hour"]) >= 10 * med_peak:
+            reasons.append(
+                f"peak {_fmt_n(r['peak_hour'])} requests in one hour, "
+                f"{float(r['peak_hour']) / med_peak:.0f}x the median account"
+            )
+        if n >= 10 * max(self.medians_["n_requests"], 1.0):
+            reasons.append(
+                f"{_fmt_n(n)} requests, {n / max(self.medians_['n_requests'], 1.0):.0f}x the median account"
+            )
+        if self._narrow(r, logs):
+            reasons.append(
+                f"one narrow template with {100 * float(r['distinct_ratio']):.1f}% distinct prompts "
+                "(app-backend pattern)"
+            )
+        if r.get("gap_cv") is not None and float(r["gap_cv"]) < 0.2 and n >= 50:
+            reasons.append(f"machine-regular timing (inter-arrival CV {float(r['gap_cv']):.2f})")
+        return reasons

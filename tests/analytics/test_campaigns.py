@@ -1,0 +1,38 @@
+import pytest
+
+from distillguard.analytics.campaigns import LinkConfig, find_candidates
+from distillguard.errors import ConfigError
+
+
+def _links(acct, tpls=(), ip24=None, ua=None):
+    out = [{"account_id": acct, "kind": "tpl", "value": t, "c": 3} for t in tpls]
+    if ip24:
+        out.append({"account_id": acct, "kind": "ip24", "value": ip24, "c": 5})
+    if ua:
+        out.append({"account_id": acct, "kind": "ua", "value": ua, "c": 5})
+    return out
+
+
+def test_shared_templates_and_ip_ua_link_accounts():
+    links = []
+    for i in range(4):
+        links += _links(f"s{i}", tpls=["T1"] if i < 2 else [], ip24="10.0.0", ua="bot/1")
+    links += _links("lonely", tpls=["T9"], ip24="10.0.0", ua="Other/2")
+    for i in range(30):
+        links += _links(f"b{i}", tpls=[f"own{i}"], ip24=f"20.{i}.1", ua="Browser")
+    cands = find_candidates(links, n_accounts=35)
+    assert len(cands) == 1
+    assert cands[0].accounts == ("s0", "s1", "s2", "s3") and cands[0].campaign_id == "C001"
+    assert any("10.0.0.x" in e for e in cands[0].evidence)
+
+
+def test_template_common_to_many_accounts_links_nothing():
+    links = []
+    for i in range(50):
+        links += _links(f"b{i}", tpls=["i want you to"])
+    assert find_candidates(links, n_accounts=50, config=LinkConfig(max_share=0.2)) == []
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="min_size"):
+        LinkConfig(min_size=1)
