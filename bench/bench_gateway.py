@@ -46,6 +46,7 @@ from distillguard.gateway.app import create_app
 from distillguard.gateway.settings import Settings
 s = Settings(admin_token="bench-admin-token-0123456789", store_url="sqlite:///" + sys.argv[3] + "/gw.db",
              spool_path=sys.argv[3] + "/spool.jsonl", backend="openai", upstream_url=sys.argv[2],
+             key_file=sys.argv[3] + "/wm.key", canary_registry=sys.argv[3] + "/canaries.json",
              models=("m",), requests_per_minute=10**6, tokens_per_minute=10**8)
 app = create_app(s)
 st = app.state.store

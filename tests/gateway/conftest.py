@@ -29,7 +29,8 @@ def make_settings(tmp_path: Path, **kw: Any) -> Any:
     from distillguard.gateway.settings import Settings
 
     return Settings(admin_token=ADMIN, store_url=f"sqlite:///{tmp_path / 'gw.db'}",
-                    spool_path=str(tmp_path / "spool.jsonl"), **kw)
+                    spool_path=str(tmp_path / "spool.jsonl"), key_file=str(tmp_path / "wm.key"),
+                    canary_registry=str(tmp_path / "canaries.json"), **kw)
 
 
 @pytest.fixture

@@ -51,7 +51,8 @@ def _replica(tmp_path: Path, i: int, pg: str, prefix: str, redis_url: str) -> An
     from distillguard.gateway.settings import Settings
 
     s = Settings(admin_token=ADMIN, store_url=pg, redis_url=redis_url or None, limit_prefix=prefix,
-                 requests_per_minute=30, spool_path=str(tmp_path / f"spool{i}.jsonl"))
+                 requests_per_minute=30, spool_path=str(tmp_path / f"spool{i}.jsonl"),
+                 key_file=str(tmp_path / "wm.key"), canary_registry=str(tmp_path / "canaries.json"))
     return TestClient(create_app(s))
 
 

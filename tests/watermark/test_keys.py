@@ -79,3 +79,21 @@ def test_keyring_rotation_basics() -> None:
         KeyRing([a, a])
     with pytest.raises(ConfigError):
         KeyRing([])
+
+
+def test_load_or_create_key_file_creates_once_then_loads(tmp_path) -> None:
+    import stat
+
+    from distillguard.watermark.keys import load_or_create_key_file
+
+    path = tmp_path / "sub" / "wm.key"
+    first = load_or_create_key_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_key_file(path) == first
+    path.write_text("not a key")
+    import pytest
+
+    from distillguard.watermark.keys import KeyFileError
+
+    with pytest.raises(KeyFileError):
+        load_or_create_key_file(path)  # a broken key is an error, never silently replaced

@@ -119,9 +119,15 @@ class CanarySet:
     def plant(self, account_id: str, prompt: str, answer: str, *, max_marks: int = 1) -> str:
         """Return ``answer`` with the sentences of up to ``max_marks`` of the account's canaries
         whose concept the prompt or answer mentions; other answers come back unchanged."""
+        mark = self.marks(account_id, prompt, answer, max_marks=max_marks)
+        return answer if mark is None else answer.rstrip() + " " + mark
+
+    def marks(self, account_id: str, prompt: str, answer: str, *, max_marks: int = 1) -> str | None:
+        """The canary sentence(s) :meth:`plant` would append, or None (streaming servers send
+        this as a last chunk)."""
         text = f"{prompt}\n{answer}".lower()
-        marks = [c.sentence() for c in self.for_account(account_id) if _mentions(text, c.concept)]
-        return answer if not marks else answer.rstrip() + " " + " ".join(marks[:max_marks])
+        found = [c.sentence() for c in self.for_account(account_id) if _mentions(text, c.concept)]
+        return " ".join(found[:max_marks]) if found else None
 
     def probes(self) -> list[tuple[Canary, str]]:
         """Every canary (served and decoy) with its probe question, in a key-shuffled order so
@@ -182,8 +188,11 @@ def make_canaries(
             f"Got {len(concepts)} instead."
         )
     subkey = hmac.new(key, _DOMAIN, hashlib.sha256).digest()
-    labels = [*dict.fromkeys(accounts)]
-    labels += [f"{_DECOY_PREFIX}{i}" for i in range(math.ceil(cfg.decoys / cfg.per_account))]
+    # Decoys first: they then never depend on which accounts were enrolled, so a registry that
+    # grows (the gateway enrolls accounts as they are flagged) keeps its calibration set, and an
+    # account's canaries depend only on the accounts enrolled before it.
+    labels = [f"{_DECOY_PREFIX}{i}" for i in range(math.ceil(cfg.decoys / cfg.per_account))]
+    labels += [*dict.fromkeys(accounts)]
     seen: set[str] = set()
     out: list[Canary] = []
     decoys_left = cfg.decoys

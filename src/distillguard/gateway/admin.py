@@ -15,7 +15,7 @@ from distillguard.gateway.store import Store
 
 __all__ = ["add_admin_routes", "dashboard_html"]
 
-_ACTIONS = ("block", "unblock", "allowlist", "unallowlist", "rotate_key", "set_risk")
+_ACTIONS = ("block", "unblock", "allowlist", "unallowlist", "rotate_key", "set_risk", "canary")
 
 
 def add_admin_routes(app: FastAPI, st: Store, scorer: OnlineScorer, admin_dep: Any) -> None:
@@ -93,6 +93,8 @@ def add_admin_routes(app: FastAPI, st: Store, scorer: OnlineScorer, admin_dep: A
                     st.revoke_key(k.key_id)
             key, secret = st.create_key(account_id)
             out = {"key_id": key.key_id, "api_key": secret}
+        elif action == "canary":
+            out = {"canary_enrolled": app.state.canaries.enroll(account_id)}
         else:
             risk = body.get("risk")
             if not isinstance(risk, (int, float)) or isinstance(risk, bool) or not 0 <= risk <= 1:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -29,10 +30,12 @@ from distillguard.gateway.backends import (
     FakeBackend,
     UpstreamError,
 )
+from distillguard.gateway.canary import CanaryService
 from distillguard.gateway.logwriter import LogWriter
 from distillguard.gateway.policy import OnlineScorer, RateLimiter, band_for
 from distillguard.gateway.settings import Settings
 from distillguard.gateway.store import Account, ApiKey, Store, open_store
+from distillguard.watermark.keys import load_or_create_key_file
 
 __all__ = ["ApiError", "create_app"]
 
@@ -115,6 +118,8 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
     for acc in st.list_accounts():
         if acc.risk > 0:
             scorer.imported[acc.account_id] = acc.risk
+    key = load_or_create_key_file(settings.key_file, scheme=settings.scheme)
+    canaries = CanaryService(key, settings.canary_registry)
     be = backend or _backend_for(settings)
     reg = CollectorRegistry()
     m_req = Counter("dg_requests", "Requests by endpoint and status", ["endpoint", "status"], registry=reg)
@@ -131,7 +136,7 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
 
     app = FastAPI(title="distillguard gateway", version="0.1", lifespan=lifespan)
     app.state.store, app.state.writer, app.state.limiter, app.state.scorer = st, writer, limiter, scorer
-    app.state.settings = settings
+    app.state.settings, app.state.canaries = settings, canaries
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -275,6 +280,11 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             bands[account.account_id] = d.band
             st.record_action(account.account_id, f"band:{d.band}",
                              f"risk {risk:.2f}: " + ("; ".join(reasons) or "back to normal"), "policy")
+        if d.band in settings.canary_bands and account.tier != "research" and canaries.enroll(
+                account.account_id):
+            st.record_action(account.account_id, "canary:on",
+                             f"entered band {d.band} at risk {risk:.2f}; answers now carry canaries",
+                             "policy")
         if d.blocked:
             raise ApiError(403, "this account is blocked by the abuse policy", "permission_error",
                            code="account_blocked")
@@ -321,6 +331,9 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             writer.put(_log_record(request, key, account, req, params, endpoint, exc.status, started,
                                    None, None))
             raise ApiError(exc.status, exc.message, "upstream_error") from exc
+        mark = canaries.mark(account.account_id, req.prompt, comp.text)
+        if mark is not None:
+            comp = replace(comp, text=comp.text.rstrip() + " " + mark)
         writer.put(_log_record(request, key, account, req, params, endpoint, 200, started, comp.text, comp))
         usage = {"prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens,
                  "total_tokens": comp.prompt_tokens + comp.completion_tokens}
@@ -354,6 +367,10 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             async for piece in be.stream(req):
                 sent.append(piece)
                 yield chunk(piece, None)
+            mark = canaries.mark(account.account_id, req.prompt, "".join(sent))
+            if mark is not None:
+                sent.append(" " + mark)
+                yield chunk(" " + mark, None)
             yield chunk(None, "length")
             yield "data: [DONE]\n\n"
         except UpstreamError as exc:

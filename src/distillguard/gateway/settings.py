@@ -20,6 +20,7 @@ __all__ = ["Settings", "default_home", "load_settings"]
 
 _WEAK_TOKENS = frozenset({"", "admin", "changeme", "secret", "password", "token"})
 _BACKENDS = ("fake", "local", "openai")
+_BANDS = ("normal", "throttle", "restrict", "block")
 
 
 def default_home() -> Path:
@@ -46,6 +47,10 @@ class Settings:
     max_body_bytes: int = 1_000_000
     log_queue_size: int = 10_000
     spool_path: str = ".distillguard/spool.jsonl"
+    key_file: str = ".distillguard/watermark.key"    # created (0600) on first use if missing
+    scheme: str = "kgw"
+    canary_bands: tuple[str, ...] = ("throttle", "restrict")
+    canary_registry: str = ".distillguard/canaries.json"
     dev: bool = False
 
     def __post_init__(self) -> None:
@@ -73,6 +78,10 @@ class Settings:
                               f"'postgresql://'. Got {self.store_url!r} instead.")
         if not self.models:
             raise ConfigError("The 'models' parameter of Settings must name at least one model.")
+        unknown = set(self.canary_bands) - set(_BANDS)
+        if unknown:
+            raise ConfigError(f"The 'canary_bands' parameter of Settings must list bands from {_BANDS}. "
+                              f"Got {sorted(unknown)} instead.")
 
 
 _ENV = {f.name: f"DISTILLGUARD_{f.name.upper()}" for f in fields(Settings)}
@@ -124,6 +133,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     home = default_home()
     values.setdefault("store_url", f"sqlite:///{home / 'gateway.db'}")
     values.setdefault("spool_path", str(home / "spool.jsonl"))
+    values.setdefault("key_file", str(home / "watermark.key"))
+    values.setdefault("canary_registry", str(home / "canaries.json"))
     if not values.get("admin_token"):
         values["admin_token"] = _persisted_token(home)
     return replace(Settings(admin_token=values.pop("admin_token"), dev=bool(values.get("dev", False))),

@@ -38,6 +38,7 @@ __all__ = [
     "as_keyring",
     "generate_key",
     "load_key_file",
+    "load_or_create_key_file",
     "write_key_file",
 ]
 
@@ -252,3 +253,22 @@ def load_key_file(path: str | os.PathLike[str]) -> SecretKey:
     if doc.get("key_id") != key.key_id:
         raise KeyFileError(f"Key file {str(p)!r} is corrupt: its 'key_id' does not match the key it holds.")
     return key
+
+
+def load_or_create_key_file(path: str | os.PathLike[str], *, scheme: str | None = None) -> SecretKey:
+    """Load the key at ``path``, or create it (0600, parent directory 0700) when it is missing.
+
+    For services that must start on a fresh machine with a persistent key (the gateway); a
+    key that exists but is unreadable or malformed still raises :class:`KeyFileError`, so a
+    typo never silently replaces a key.
+    """
+    p = Path(path)
+    if p.exists():
+        return load_key_file(p)
+    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        return write_key_file(p, scheme=scheme)
+    except KeyFileError:
+        if p.exists():  # another process created it first: use theirs
+            return load_key_file(p)
+        raise
