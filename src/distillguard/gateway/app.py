@@ -35,7 +35,7 @@ from distillguard.gateway.logwriter import LogWriter
 from distillguard.gateway.policy import OnlineScorer, RateLimiter, band_for
 from distillguard.gateway.settings import Settings
 from distillguard.gateway.store import Account, ApiKey, Store, open_store
-from distillguard.watermark.keys import load_or_create_key_file
+from distillguard.watermark.keys import SecretKey, load_or_create_key_file
 
 __all__ = ["ApiError", "create_app"]
 
@@ -93,7 +93,7 @@ class _Timing:
             self.m_lat.labels(label).observe(time.perf_counter() - t0)
 
 
-def _backend_for(settings: Settings) -> Backend:
+def _backend_for(settings: Settings, key: SecretKey) -> Backend:
     if settings.backend == "openai":
         from distillguard.gateway.backends import OpenAIUpstreamBackend
 
@@ -102,7 +102,7 @@ def _backend_for(settings: Settings) -> Backend:
     if settings.backend == "local":
         from distillguard.gateway.backends import LocalModelBackend
 
-        return LocalModelBackend()
+        return LocalModelBackend(key, settings.scheme)
     return FakeBackend()
 
 
@@ -120,7 +120,7 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             scorer.imported[acc.account_id] = acc.risk
     key = load_or_create_key_file(settings.key_file, scheme=settings.scheme)
     canaries = CanaryService(key, settings.canary_registry)
-    be = backend or _backend_for(settings)
+    be = backend or _backend_for(settings, key)
     reg = CollectorRegistry()
     m_req = Counter("dg_requests", "Requests by endpoint and status", ["endpoint", "status"], registry=reg)
     m_lat = Histogram("dg_request_latency_seconds", "Gateway request latency", ["endpoint"], registry=reg)

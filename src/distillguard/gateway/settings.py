@@ -78,6 +78,11 @@ class Settings:
                               f"'postgresql://'. Got {self.store_url!r} instead.")
         if not self.models:
             raise ConfigError("The 'models' parameter of Settings must name at least one model.")
+        from distillguard.watermark import schemes
+
+        if self.scheme not in schemes:
+            raise ConfigError(f"The 'scheme' parameter of Settings must be one of {schemes.names()}. "
+                              f"Got {self.scheme!r} instead.")
         unknown = set(self.canary_bands) - set(_BANDS)
         if unknown:
             raise ConfigError(f"The 'canary_bands' parameter of Settings must list bands from {_BANDS}. "
