@@ -106,6 +106,31 @@ def _backend_for(settings: Settings, key: SecretKey) -> Backend:
     return FakeBackend()
 
 
+def _body_schema(chat: bool) -> dict[str, Any]:
+    """The request body as OpenAPI documents it (the handlers parse the raw body themselves so
+    that every malformed body gets an OpenAI-style 400, not FastAPI's 422)."""
+    common: dict[str, Any] = {
+        "model": {"type": "string"},
+        "max_tokens": {"type": "integer", "minimum": 1, "maximum": 4096},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "n": {"type": "integer", "enum": [1]},
+        "stream": {"type": "boolean"},
+        "logprobs": {"type": "boolean"},
+        "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
+        "seed": {"type": "integer"},
+    }
+    if chat:
+        message = {"type": "object", "required": ["role", "content"], "properties": {
+            "role": {"type": "string", "enum": ["system", "user", "assistant"]},
+            "content": {"type": "string"}}}
+        props, required = {**common, "messages": {"type": "array", "minItems": 1, "items": message}}, \
+            ["model", "messages"]
+    else:
+        props, required = {**common, "prompt": {"type": "string"}}, ["model", "prompt"]
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": required, "properties": props}}}}}
+
+
 def create_app(settings: Settings, backend: Backend | None = None, store: Store | None = None) -> FastAPI:
     """Return the gateway app. ``backend``/``store`` override the ones the settings describe."""
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -385,12 +410,12 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             comp = Completion(text, len(req.prompt.split()), len(text.split()), "length", False)
             writer.put(_log_record(request, key, account, req, params, endpoint, status, started, text, comp))
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=_body_schema(chat=True))
     async def chat_completions(request: Request, who: Caller) -> Response:
         """OpenAI chat completions (JSON or SSE with ``stream: true``)."""
         return await _serve(request, who, chat=True)
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", openapi_extra=_body_schema(chat=False))
     async def completions(request: Request, who: Caller) -> Response:
         """OpenAI legacy completions."""
         return await _serve(request, who, chat=False)
