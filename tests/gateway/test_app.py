@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,23 @@ async def test_healthz_metrics_dashboard(gw) -> None:
     assert "dg_requests" in (await gw.client.get("/metrics")).text
     page = (await gw.client.get("/dashboard")).text
     assert "<script>" in page and "http" not in page.split("<script>")[1].split("fetch(")[0]
+
+
+async def test_scan_report_import_feeds_campaigns_alerts_and_risk(gw: Any) -> None:
+    acc, _ = await gw.account("farm-1")
+    report = {"accounts": [{"account_id": acc, "score": 0.9, "flagged": True, "reasons": ["templated"]},
+                           {"account_id": "acct_unknown", "score": 0.99, "flagged": True}],
+              "campaigns": [{"campaign_id": "c1", "score": 0.95, "accounts": [acc, "acct_unknown"],
+                             "reasons": ["shared /24 and template"]}]}
+    r = await gw.client.post("/admin/scan-report", json=report, headers=gw.admin)
+    assert r.status_code == 200 and r.json() == {"accounts_updated": 1, "campaigns": 1}
+    camps = (await gw.client.get("/admin/campaigns", headers=gw.admin)).json()["data"]
+    assert camps[0]["campaign_id"] == "c1" and camps[0]["accounts"] == [acc, "acct_unknown"]
+    alerts = (await gw.client.get("/admin/alerts", headers=gw.admin)).json()["data"]
+    assert any(a["account_id"] == acc and "templated" in a["reason"] for a in alerts)
+    got = (await gw.client.get(f"/admin/accounts/{acc}", headers=gw.admin)).json()
+    assert got["live_risk"] == pytest.approx(0.9)
+    bad = await gw.client.post("/admin/scan-report", json={"campaigns": "x", "accounts": []},
+                               headers=gw.admin)
+    assert bad.status_code == 400
+    assert (await gw.client.post("/admin/scan-report", json=report)).status_code == 401

@@ -21,6 +21,11 @@ def test_dashboard_lists_accounts_and_blocks(tmp_path: Path) -> None:
 
     app = create_app(make_settings(tmp_path))
     acc = app.state.store.create_account("suspicious-lab")
+    app.state.store.import_risk({"accounts": [{"account_id": acc.account_id, "score": 0.8, "flagged": True,
+                                               "reasons": ["92% of prompts share 3 templates"]}],
+                                 "campaigns": [{"campaign_id": "camp-1", "score": 0.97,
+                                                "accounts": [acc.account_id, "acct_other"],
+                                                "reasons": ["shared template signature"]}]}, actor="scan")
     srv = Server(app)
     try:
         with sync_playwright() as p:
@@ -36,6 +41,8 @@ def test_dashboard_lists_accounts_and_blocks(tmp_path: Path) -> None:
             expect(page.locator("#err")).to_contain_text("invalid admin token")
             page.fill("#token", ADMIN)
             page.click("#connect")
+            expect(page.locator("tr[data-campaign='camp-1']")).to_contain_text("shared template signature")
+            expect(page.locator("#alerts tbody")).to_contain_text("92% of prompts share 3 templates")
             row = page.locator(f"tr[data-id='{acc.account_id}']")
             expect(row).to_contain_text("suspicious-lab")
             row.locator("button[data-act='block']").click()

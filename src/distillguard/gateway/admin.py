@@ -109,6 +109,27 @@ def add_admin_routes(app: FastAPI, st: Store, scorer: OnlineScorer, admin_dep: A
         """Recent actions (all accounts)."""
         return {"data": st.list_actions()}
 
+    @app.get("/admin/campaigns")
+    async def campaigns(_: admin_dep) -> dict[str, Any]:
+        """Campaigns imported from scan reports (members and the evidence linking them)."""
+        return {"data": st.list_campaigns()}
+
+    @app.get("/admin/alerts")
+    async def alerts(_: admin_dep) -> dict[str, Any]:
+        """Band escalations, canary enrolments and imported risk, newest first."""
+        return {"data": st.list_alerts()}
+
+    @app.post("/admin/scan-report")
+    async def import_scan_report(request: Request, _: admin_dep) -> dict[str, Any]:
+        """Import a ``distillguard scan`` report.json: account risk and campaigns."""
+        report = await _body(request)
+        updated = st.import_risk(report, actor="scan")
+        for row in report["accounts"]:  # live risk on the dashboard reflects the import at once
+            acc = st.get_account(row["account_id"])
+            if acc is not None:
+                scorer.imported[acc.account_id] = acc.risk
+        return {"accounts_updated": updated, "campaigns": len(report.get("campaigns") or [])}
+
     @app.get("/admin/traffic")
     async def traffic(_: admin_dep) -> dict[str, Any]:
         """Recent requests across accounts (the live view)."""

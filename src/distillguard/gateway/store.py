@@ -44,7 +44,13 @@ _SCHEMA = [
                 for c in FIELDS)
     + ", watermarked INTEGER, prompt_sha256 TEXT)",
     "CREATE INDEX IF NOT EXISTS request_log_account ON request_log (account_id, ts)",
+    "CREATE TABLE IF NOT EXISTS campaigns (campaign_id TEXT PRIMARY KEY, score DOUBLE PRECISION NOT NULL, "
+    "accounts TEXT NOT NULL, reasons TEXT NOT NULL, source TEXT NOT NULL, "
+    "imported_at DOUBLE PRECISION NOT NULL)",
 ]
+# Actions that an operator should look at: entering a restrictive band, canary enrolment,
+# and risk raised by a scan or a partner's intel.
+ALERT_ACTIONS = ("band:throttle", "band:restrict", "band:block", "canary:on")
 LOG_COLUMNS: tuple[str, ...] = (*FIELDS, "watermarked", "prompt_sha256")
 
 
@@ -195,7 +201,41 @@ class Store:
             why = "; ".join(str(r) for r in a.get("reasons") or [])[:500]
             self.record_action(a["account_id"], "set_risk", f"risk {risk:.2f} from scan: {why}", actor)
             n += 1
+        self._import_campaigns(report.get("campaigns") or [], actor)
         return n
+
+    def _import_campaigns(self, campaigns: Any, source: str) -> None:
+        if not isinstance(campaigns, list):
+            raise InputError("a scan report's 'campaigns' must be a list")
+        now = time.time()
+        for c in campaigns:
+            if not (isinstance(c, dict) and isinstance(c.get("campaign_id"), str)
+                    and isinstance(c.get("accounts"), list)):
+                raise InputError("each report campaign needs a string 'campaign_id' and an 'accounts' list")
+            score = c.get("score", 0.0)
+            if not isinstance(score, (int, float)) or isinstance(score, bool) or score != score:
+                raise InputError(f"campaign {c['campaign_id']!r}: 'score' must be a number")
+            args = (float(score), json.dumps([str(a) for a in c["accounts"]]),
+                    json.dumps([str(r) for r in c.get("reasons") or []]), source, now, c["campaign_id"])
+            # Replace in two portable statements: the same SQL on SQLite and PostgreSQL.
+            self._exec("DELETE FROM campaigns WHERE campaign_id = ?", (c["campaign_id"],))
+            self._exec("INSERT INTO campaigns (score, accounts, reasons, source, imported_at, campaign_id) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", args)
+
+    def list_campaigns(self) -> list[dict[str, Any]]:
+        """Imported campaigns, highest score first."""
+        rows = self._exec("SELECT campaign_id, score, accounts, reasons, source, imported_at FROM campaigns "
+                          "ORDER BY score DESC, campaign_id")
+        return [{"campaign_id": r[0], "score": r[1], "accounts": json.loads(r[2]),
+                 "reasons": json.loads(r[3]), "source": r[4], "imported_at": r[5]} for r in rows]
+
+    def list_alerts(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Actions an operator should review (:data:`ALERT_ACTIONS`, scan/intel risk), newest first."""
+        marks = ", ".join("?" for _ in ALERT_ACTIONS)
+        rows = self._exec("SELECT ts, account_id, action, reason, actor FROM actions "
+                          f"WHERE action IN ({marks}) OR (action = 'set_risk' AND actor <> 'admin') ORDER BY id DESC LIMIT ?",
+                          (*ALERT_ACTIONS, limit))
+        return [dict(zip(("ts", "account_id", "action", "reason", "actor"), r, strict=True)) for r in rows]
 
     def create_key(self, account_id: str) -> tuple[ApiKey, str]:
         """Create a key for an account; returns the row and the secret key (shown once)."""
