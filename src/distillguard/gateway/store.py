@@ -233,7 +233,8 @@ class Store:
         """Actions an operator should review (:data:`ALERT_ACTIONS`, scan/intel risk), newest first."""
         marks = ", ".join("?" for _ in ALERT_ACTIONS)
         rows = self._exec("SELECT ts, account_id, action, reason, actor FROM actions "
-                          f"WHERE action IN ({marks}) OR (action = 'set_risk' AND actor <> 'admin') ORDER BY id DESC LIMIT ?",
+                          f"WHERE action IN ({marks}) OR (action = 'set_risk' AND actor <> 'admin') "
+                          "ORDER BY id DESC LIMIT ?",
                           (*ALERT_ACTIONS, limit))
         return [dict(zip(("ts", "account_id", "action", "reason", "actor"), r, strict=True)) for r in rows]
 
