@@ -1,8 +1,10 @@
 """Query-pattern analysis of API request logs: find extraction accounts and campaigns.
 
-Pure core: :mod:`.log_record` (schema + validation), :mod:`.features` (the one SQL feature
-description), :mod:`.scoring`, :mod:`.campaigns`. Edges: :mod:`.ingest`, :mod:`.engines`,
-:mod:`.simulate`, :mod:`.scan`, :mod:`.report_html`.
+Pure core: :mod:`.log_record` (schema + validation), :mod:`.jsonl_fast` (the SQL fast path of
+that validation), :mod:`.features` (the one SQL feature description), :mod:`.scoring`,
+:mod:`.calibration` (the flag line from a target benign FPR), :mod:`.campaigns`. Edges:
+:mod:`.ingest`, :mod:`.embed` (MiniLM topics), :mod:`.engines`, :mod:`.simulate`, :mod:`.scan`,
+:mod:`.report_html`.
 """
 
 from distillguard.analytics.log_record import FIELDS, LogRecord, Rejection, validate_record

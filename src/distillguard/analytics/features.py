@@ -1,14 +1,19 @@
 """The feature description: ONE set of SQL queries, spelled for DuckDB or Spark SQL.
 
-Both engines run exactly these queries; only three function spellings differ between the
-dialects (global regexp replace, regexp match), so :func:`render` fills them in. Patterns avoid
-backslashes because Spark and DuckDB treat them differently inside string literals.
+Both engines run exactly these queries; only a few function spellings differ between the
+dialects (global regexp replace, regexp match, Unicode classes in a string literal, the
+backreference in a replacement), so :func:`render` fills them in.
 
-Per request (enrichment): a normalised text (lower case, quoted strings → ``q``, digit runs →
-``#``, everything else non-alphanumeric → one space); template signatures = hashes of its first
-and last 32 characters (an extraction template keeps its framing and varies a slot); a body
-hash (exact/near-exact duplicates after normalisation); chain-of-thought and "many diverse
-examples" cues; logprob / long-output / sampling-parameter use; the client's /24 prefix.
+Per request (enrichment), on the prompt's first and last :data:`HEAD_CHARS` characters (the
+framing of a template and the cue words live at the ends; a pasted document in the middle
+changes nothing and would dominate the cost): a normalised text (lower case, quoted strings →
+``q``, digit runs → ``#``, each Han / kana character a token of its own because those scripts
+do not separate words, everything that is not a letter, mark or digit → one space); template
+signatures = hashes of its first and last :data:`TEMPLATE_WORDS` tokens (an extraction template
+keeps its framing and varies a slot); a body hash (near-exact duplicates); a tail hash (a known
+benchmark prompt behind an added instruction); chain-of-thought and "many diverse examples"
+cues; logprob / long-output / sampling-parameter use; the hour-of-day as a point on the unit
+circle; the client's /24 prefix; the topic cluster (filled in only with sentence embeddings).
 
 Per account: the features listed in :data:`ACCOUNT_FEATURES`. Pure: strings only.
 """
@@ -19,14 +24,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACCOUNT_FEATURES", "DIALECTS", "FeatureQueries", "render"]
+__all__ = ["ACCOUNT_FEATURES", "DIALECTS", "HEAD_CHARS", "FeatureQueries", "render"]
 
 DIALECTS = ("duckdb", "spark")
+# Only the first and last HEAD_CHARS characters of a prompt are analysed.
+HEAD_CHARS = 256
 
 # Chain-of-thought elicitation and bulk "diverse examples" requests (English cues).
 COT_PATTERN = (
     "step by step|step-by-step|chain of thought|show your (work|reasoning)|explain your "
-    "reasoning|think (it )?through|reason carefully|walk me through|justify each step"
+    "reasoning|think (it )?through|reason carefully|walk me through|justify each step|"
+    "paso a paso|étape par étape|schritt für schritt|шаг за шагом|一步一步|逐步|分步|ステップバイステップ"
 )
 DIVERSE_PATTERN = (
     "(generate|write|give|list|produce|create) (me )?(#|many|multiple|several|a list of|"
@@ -41,6 +49,8 @@ _REST = " [^ ]+" * (TEMPLATE_WORDS - 1)
 # Templates are only counted on prompts with at least this much normalised text: "hi" and
 # "continue" are shared by everyone and prove nothing.
 MIN_TEMPLATE_TEXT = 24
+# The normalised tail that identifies a benchmark prompt behind an added instruction.
+BENCH_TAIL_CHARS = 64
 
 # name -> what it measures (the scorer decides which are evidence of extraction)
 ACCOUNT_FEATURES: dict[str, str] = {
@@ -58,38 +68,76 @@ ACCOUNT_FEATURES: dict[str, str] = {
     "n_temperatures": "distinct temperatures used",
     "single_turn_share": "share of requests that are single-turn",
     "gap_cv": "coefficient of variation of inter-arrival gaps (low = machine-regular)",
-    "bench_share": "share of prompts that are known benchmark prompts (e.g. HumanEval)",
+    "burstiness": "(sd - mean) / (sd + mean) of inter-arrival gaps: -1 periodic, 0 Poisson, "
+    "toward 1 bursty (Goh & Barabasi)",
+    "n_regular": "inter-arrival gaps within 10% of the account's mean gap (metronome timing)",
+    "diurnal_strength": "length of the mean hour-of-day vector: 0 round the clock, 1 one hour",
+    "n_offhours": "requests in the 8 hours opposite the account's own activity peak (when a "
+    "person sleeps)",
+    "n_topics": "distinct topic clusters (sentence embeddings; 0 without --embeddings)",
+    "n_offtopic": "requests outside the account's 3 most used topic clusters",
+    "bench_share": "share of prompts that are known benchmark prompts (e.g. HumanEval), "
+    "verbatim or behind an added instruction",
     "first_ts": "first request (epoch s)",
 }
 
 
 @dataclass(frozen=True)
 class FeatureQueries:
-    """Queries for one dialect. ``accounts(src)`` aggregates the relation ``src``."""
+    """Queries for one dialect. ``accounts(src)`` aggregates the relation ``src``.
+
+    ``enrich`` reads relation ``req`` (the staged columns); ``bench_keys`` reads ``bench``
+    (column ``prompt``) and yields ``kind`` ('body' or 'tail') and ``k`` (the hash).
+    """
 
     enrich: str
     links: str
-    bench_hashes: str
+    bench_keys: str
 
     def accounts(self, src: str) -> str:
         """Return the per-account aggregation over relation ``src`` (an enriched relation)."""
         return _ACCOUNTS.replace("{src}", src)
 
 
-def _norm(col: str, dialect: str) -> str:
-    def rr(x: str, pat: str, rep: str) -> str:
-        return (
-            f"regexp_replace({x}, '{pat}', '{rep}', 'g')"
-            if dialect == "duckdb"
-            else f"regexp_replace({x}, '{pat}', '{rep}')"
-        )
+def _spell(dialect: str) -> tuple[str, str, str]:
+    # (backslash as written in a string literal, Han/kana class, backreference to group 1)
+    if dialect == "duckdb":  # RE2; DuckDB string literals keep backslashes as they are
+        return "\\", "\\p{Han}\\p{Hiragana}\\p{Katakana}", "\\1"
+    # Java regex; Spark SQL string literals unescape one level of backslashes
+    return "\\\\", "\\\\p{IsHan}\\\\p{IsHiragana}\\\\p{IsKatakana}", "$1"
 
-    inner = rr(rr(f"lower({col})", '"[^"]*"', " q "), "[0-9]+", "#")
-    return f"trim({rr(inner, '[^a-z0-9#]+', ' ')})"
+
+def _rr(x: str, pat: str, rep: str, dialect: str) -> str:
+    return (
+        f"regexp_replace({x}, '{pat}', '{rep}', 'g')"
+        if dialect == "duckdb"
+        else f"regexp_replace({x}, '{pat}', '{rep}')"
+    )
+
+
+def _ends(col: str) -> str:
+    """The analysed text: the whole prompt, or its first and last HEAD_CHARS characters."""
+    h = HEAD_CHARS
+    return f"CASE WHEN length({col}) > {2 * h} THEN concat(left({col}, {h}), ' ', right({col}, {h})) ELSE {col} END"
+
+
+def _norm(col: str, dialect: str) -> str:
+    bs, cjk, ref = _spell(dialect)
+    x = _rr(_rr(f"lower({col})", '"[^"]*"', " q ", dialect), "[0-9]+", "#", dialect)
+    x = _rr(x, f"([{cjk}])", f" {ref} ", dialect)
+    # Every maximal run of non-word characters becomes one space. Written so that a run that
+    # already is one space does not match (most of them): same result, half the regex time.
+    nw = f"[^{bs}p{{L}}{bs}p{{M}}{bs}p{{N}}#"
+    x = _rr(x, f" ?{nw} ]{nw}]*| {{2,}}{nw}]*", " ", dialect)
+    return f"trim({x})"
 
 
 def _match(x: str, pat: str, dialect: str) -> str:
     return f"regexp_matches({x}, '{pat}')" if dialect == "duckdb" else f"rlike({x}, '{pat}')"
+
+
+def _flag(cond: str) -> str:
+    return f"CASE WHEN {cond} THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END"
 
 
 def render(dialect: str) -> FeatureQueries:
@@ -103,20 +151,29 @@ def render(dialect: str) -> FeatureQueries:
     W5P = f"regexp_extract(norm, '^({_W}){_REST}', 1)"
     W5S = f"regexp_extract(norm, '^[^ ]+{_REST} (.*[^ ]+ )?({_W})$', 2)"
     enrich = f"""
-SELECT account_id, ts, n_turns, ip, user_agent,
-  CASE WHEN length(norm) >= {MIN_TEMPLATE_TEXT} AND {W5P} <> '' THEN md5({W5P}) END AS tpl_p,
-  CASE WHEN length(norm) >= {MIN_TEMPLATE_TEXT} AND {W5S} <> '' THEN md5({W5S}) END AS tpl_s,
+SELECT account_id, ts, n_turns, ip, user_agent, topic,
+  CASE WHEN length(norm) >= {MIN_TEMPLATE_TEXT} AND wp <> '' THEN md5(wp) END AS tpl_p,
+  CASE WHEN length(norm) >= {MIN_TEMPLATE_TEXT} AND ws <> '' THEN md5(ws) END AS tpl_s,
   md5(norm) AS body,
-  CASE WHEN {_match("lp", COT_PATTERN, dialect)} THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END AS cot,
-  CASE WHEN {_match("norm", DIVERSE_PATTERN, dialect)} THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END AS diverse,
-  CASE WHEN coalesce(logprobs, false) OR coalesce(top_logprobs, 0) > 0 THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END AS lp_req,
-  CASE WHEN coalesce(max_tokens, 0) >= 2048 THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END AS long_out,
+  md5(right(norm, {BENCH_TAIL_CHARS})) AS btail,
+  {_flag(_match("lp", COT_PATTERN, dialect))} AS cot,
+  {_flag(_match("norm", DIVERSE_PATTERN, dialect))} AS diverse,
+  {_flag("coalesce(logprobs, false) OR coalesce(top_logprobs, 0) > 0")} AS lp_req,
+  {_flag("coalesce(max_tokens, 0) >= 2048")} AS long_out,
   temperature,
+  cos(2 * pi() * (ts % 86400) / 86400) AS hx,
+  sin(2 * pi() * (ts % 86400) / 86400) AS hy,
   regexp_extract(coalesce(ip, ''), '^([0-9]+[.][0-9]+[.][0-9]+)[.]', 1) AS ip24
-FROM (SELECT *, lower(prompt) AS lp, {_norm("prompt", dialect)} AS norm FROM req) r0
+FROM (SELECT *, {W5P} AS wp, {W5S} AS ws FROM
+  (SELECT *, {_norm("lp", dialect)} AS norm FROM (SELECT *, lower({_ends("prompt")}) AS lp FROM req) r2) r1) r0
 """
-    bench = f"SELECT DISTINCT md5({_norm('prompt', dialect)}) AS body FROM bench"
-    return FeatureQueries(enrich=enrich, links=_LINKS, bench_hashes=bench)
+    nb = _norm(_ends("prompt"), dialect)
+    bench = (
+        f"SELECT DISTINCT 'body' AS kind, md5({nb}) AS k FROM bench UNION ALL "
+        f"SELECT DISTINCT 'tail' AS kind, md5(right({nb}, {BENCH_TAIL_CHARS})) AS k FROM bench "
+        f"WHERE length({nb}) >= {BENCH_TAIL_CHARS}"
+    )
+    return FeatureQueries(enrich=enrich, links=_LINKS, bench_keys=bench)
 
 
 # Shared by both dialects (standard SQL both accept). {src} is an enriched relation with an
@@ -126,6 +183,10 @@ WITH e AS (SELECT * FROM {src}),
 gaps AS (SELECT account_id, ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts) AS gap FROM e),
 gs AS (SELECT account_id, avg(gap) AS gm, stddev_samp(gap) AS gsd FROM gaps WHERE gap IS NOT NULL
        GROUP BY account_id),
+reg AS (SELECT g.account_id,
+          sum(CASE WHEN abs(g.gap - s.gm) <= 0.1 * s.gm THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS n_regular
+        FROM gaps g JOIN gs s ON g.account_id = s.account_id
+        WHERE g.gap IS NOT NULL AND s.gm > 0 GROUP BY g.account_id),
 hours AS (SELECT account_id, max(c) AS peak_hour FROM
           (SELECT account_id, floor(ts / 3600) AS h, count(*) AS c FROM e GROUP BY account_id, floor(ts / 3600)) h0
           GROUP BY account_id),
@@ -133,24 +194,41 @@ tp AS (SELECT account_id, tpl_p AS t, count(*) AS c FROM e WHERE tpl_p IS NOT NU
 tsf AS (SELECT account_id, tpl_s AS t, count(*) AS c FROM e WHERE tpl_s IS NOT NULL GROUP BY account_id, tpl_s),
 tpr AS (SELECT account_id, count(*) AS np_, sum(c) AS nt FROM tp GROUP BY account_id),
 tsr AS (SELECT account_id, count(*) AS ns_, sum(c) AS nts FROM tsf GROUP BY account_id),
+tc AS (SELECT account_id, topic, count(*) AS c FROM e WHERE topic IS NOT NULL GROUP BY account_id, topic),
+tk AS (SELECT account_id, c, row_number() OVER (PARTITION BY account_id ORDER BY c DESC, topic) AS rk FROM tc),
+tt AS (SELECT account_id, count(*) AS n_topics,
+          sum(CASE WHEN rk > 3 THEN c ELSE 0 END) AS n_offtopic FROM tk GROUP BY account_id),
 base AS (SELECT account_id, count(*) AS n_requests, (max(ts) - min(ts)) / 3600.0 AS span_hours,
            min(ts) AS first_ts, count(DISTINCT body) AS n_bodies, sum(cot) AS n_cot,
            sum(diverse) AS n_diverse, sum(lp_req) AS n_logprob, sum(long_out) AS n_long,
            count(DISTINCT temperature) AS n_temperatures,
            avg(CASE WHEN n_turns <= 1 THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS single_turn_share,
-           avg(is_bench) AS bench_share
-         FROM e GROUP BY account_id)
+           avg(is_bench) AS bench_share, avg(hx) AS cx, avg(hy) AS cy
+         FROM e GROUP BY account_id),
+off AS (SELECT e.account_id,
+          sum(CASE WHEN e.hx * b.cx + e.hy * b.cy < -0.5 * sqrt(b.cx * b.cx + b.cy * b.cy)
+              THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS n_offhours
+        FROM e JOIN base b ON e.account_id = b.account_id GROUP BY e.account_id)
 SELECT b.account_id, b.n_requests, h.peak_hour, b.span_hours, b.first_ts,
   greatest(coalesce(tpr.nt - tpr.np_, 0), coalesce(tsr.nts - tsr.ns_, 0)) AS n_reused,
   coalesce(tpr.np_, 0) AS n_templates,
   CAST(b.n_bodies AS DOUBLE) / b.n_requests AS distinct_ratio,
   b.n_cot, b.n_diverse, b.n_logprob, b.n_long, b.n_temperatures,
   b.single_turn_share, b.bench_share,
-  CASE WHEN gs.gm > 0 THEN coalesce(gs.gsd, 0) / gs.gm END AS gap_cv
+  CASE WHEN gs.gm > 0 THEN coalesce(gs.gsd, 0) / gs.gm END AS gap_cv,
+  CASE WHEN gs.gm > 0 THEN (coalesce(gs.gsd, 0) - gs.gm) / (coalesce(gs.gsd, 0) + gs.gm) END AS burstiness,
+  coalesce(reg.n_regular, 0) AS n_regular,
+  sqrt(b.cx * b.cx + b.cy * b.cy) AS diurnal_strength,
+  off.n_offhours,
+  coalesce(tt.n_topics, 0) AS n_topics,
+  coalesce(tt.n_offtopic, 0) AS n_offtopic
 FROM base b JOIN hours h ON b.account_id = h.account_id
+JOIN off ON b.account_id = off.account_id
 LEFT JOIN gs ON b.account_id = gs.account_id
+LEFT JOIN reg ON b.account_id = reg.account_id
 LEFT JOIN tpr ON b.account_id = tpr.account_id
 LEFT JOIN tsr ON b.account_id = tsr.account_id
+LEFT JOIN tt ON b.account_id = tt.account_id
 ORDER BY b.account_id
 """
 

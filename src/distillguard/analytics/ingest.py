@@ -2,7 +2,11 @@
 
 Every input row ends up either in the staged Parquet file the engines scan or in the
 quarantine JSONL file with its reason; :class:`IngestResult` counts both, so nothing is
-silently dropped. Edge module: pyarrow (and psycopg for PostgreSQL) are imported lazily.
+silently dropped. JSONL is read in byte chunks and validated by DuckDB SQL where it can be
+(:mod:`.jsonl_fast`), by :func:`validate_record` for every line the SQL does not accept; other
+sources go row by row through :func:`validate_record`. Prompts are staged as the ends the
+features read (:func:`.jsonl_fast.staged_prompt`). Edge module: pyarrow, duckdb (and psycopg
+for PostgreSQL) are imported lazily.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distillguard.analytics.log_record import LogRecord, Rejection, loads_line, validate_record
+from distillguard.analytics.jsonl_fast import staged_prompt
+from distillguard.analytics.log_record import LogRecord, Rejection, loads_text, validate_record
 from distillguard.errors import InputError
 
 __all__ = ["STAGED_SCHEMA_FIELDS", "IngestResult", "ingest"]
@@ -35,8 +40,11 @@ STAGED_SCHEMA_FIELDS: tuple[tuple[str, str], ...] = (
     ("n", "int64"),
     ("logprobs", "bool"),
     ("top_logprobs", "int64"),
+    ("topic", "int64"),  # topic cluster; filled in by analytics.embed, NULL otherwise
 )
 _BATCH = 50_000
+# JSONL is read in blocks of this many bytes (cut at a line end).
+_CHUNK_BYTES = 64 << 20
 
 
 @dataclass
@@ -57,14 +65,53 @@ class IngestResult:
         }
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[str, LogRecord | Rejection, bytes]]:
+_Block = tuple[int, list[str], list[int], list[tuple[int, Rejection, bytes]]]
+
+
+def _jsonl_blocks(path: Path) -> Iterator[_Block]:
+    """Yield (lines read, non-blank decoded lines, their 1-based line numbers, undecodable lines)."""
     opener = gzip.open if path.suffix == ".gz" else open
+    lineno, rest = 0, b""
     with opener(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            yield f"{path}:{lineno}", loads_line(line), line
+        while True:
+            block = fh.read(_CHUNK_BYTES)
+            data = rest + block
+            if block:
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    rest = data
+                    continue
+                data, rest = data[: cut + 1], data[cut + 1 :]
+            else:
+                rest = b""
+            if not data:
+                return
+            raw = data.split(b"\n")
+            if raw and raw[-1] == b"":
+                raw.pop()
+            bad: list[tuple[int, Rejection, bytes]] = []
+            try:
+                text = data.decode("utf-8").split("\n")[: len(raw)]
+            except UnicodeDecodeError:
+                text = []
+                for i, b in enumerate(raw):
+                    try:
+                        text.append(b.decode("utf-8"))
+                    except UnicodeDecodeError as exc:
+                        text.append("")
+                        reason = f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                        bad.append((lineno + i + 1, Rejection("invalid_utf8", reason), b.rstrip(b"\r")))
+            lines, numbers = [], []
+            for i, line in enumerate(text):
+                if line.endswith("\r"):
+                    line = line[:-1]
+                if line.strip():
+                    lines.append(line)
+                    numbers.append(lineno + i + 1)
+            lineno += len(raw)
+            yield len(raw), lines, numbers, bad
+            if not block:
+                return
 
 
 def _row_to_raw(row: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +171,7 @@ def _iter_postgres(url: str) -> Iterator[tuple[str, LogRecord | Rejection, bytes
         yield from _iter_rows(iter(cur), "postgresql")
 
 
-def _source(spec: str) -> Iterator[tuple[str, LogRecord | Rejection, bytes]]:
+def _source(spec: str) -> Iterator[tuple[str, LogRecord | Rejection, bytes]] | Path:
     if spec.startswith("sqlite:///"):
         return _iter_sqlite(spec)
     if spec.startswith(("postgresql://", "postgres://")):
@@ -137,7 +184,79 @@ def _source(spec: str) -> Iterator[tuple[str, LogRecord | Rejection, bytes]]:
         )
     if path.suffix == ".parquet":
         return _iter_parquet(path)
-    return _iter_jsonl(path)
+    return path  # JSONL: the chunked SQL fast path
+
+
+class _Sink:
+    """Where rows go: staged Parquet for good ones, the quarantine file for bad ones."""
+
+    def __init__(self, result: IngestResult, writer: Any, qfh: Any, schema: Any) -> None:
+        self.result, self.writer, self.qfh, self.schema = result, writer, qfh, schema
+        self.buf: list[dict[str, Any]] = []
+
+    def reject(self, where: str, rec: Rejection, line: bytes | str) -> None:
+        self.result.skipped[rec.reason] += 1
+        text = line[:2000].decode("utf-8", "replace") if isinstance(line, bytes) else line[:2000]
+        row = {"where": where, "reason": rec.reason, "detail": rec.detail, "line": text}
+        self.qfh.write(json.dumps(row) + "\n")
+
+    def accept(self, rec: LogRecord) -> None:
+        row = rec.flat()
+        row["prompt"] = staged_prompt(row["prompt"])
+        self.buf.append(row)
+        self.result.accepted += 1
+        if len(self.buf) >= _BATCH:
+            self.flush()
+
+    def add(self, where: str, rec: LogRecord | Rejection, line: bytes | str) -> None:
+        if isinstance(rec, Rejection):
+            self.reject(where, rec, line)
+        else:
+            self.accept(rec)
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self.buf:
+            self.writer.write_table(pa.Table.from_pylist(self.buf, schema=self.schema))
+            self.buf.clear()
+
+
+def _prefetch(it: Iterator[Any]) -> Iterator[Any]:
+    """Yield from ``it`` while a thread reads the next item (DuckDB releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(next, it, None)
+        while True:
+            item = fut.result()
+            if item is None:
+                return
+            fut = pool.submit(next, it, None)
+            yield item
+
+
+def _ingest_jsonl(path: Path, sink: _Sink, con: Any, bar: Any) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from distillguard.analytics.jsonl_fast import FAST_SQL
+
+    for n_raw, lines, numbers, bad in _prefetch(_jsonl_blocks(path)):
+        for lineno, rej, raw in bad:
+            sink.reject(f"{path}:{lineno}", rej, raw)
+        if lines:
+            con.register("chunk", pa.table({"lineno": pa.array(numbers, pa.int64()), "line": lines}))
+            fast = con.sql(FAST_SQL).to_arrow_table()
+            con.unregister("chunk")
+            if fast.num_rows:
+                sink.writer.write_table(fast.drop_columns(["lineno"]).cast(sink.schema))
+                sink.result.accepted += fast.num_rows
+            nums = np.asarray(numbers, dtype=np.int64)
+            slow = np.flatnonzero(~np.isin(nums, fast.column("lineno").to_numpy()))
+            for i in slow.tolist():
+                sink.add(f"{path}:{numbers[i]}", loads_text(lines[i]), lines[i])
+        bar.update(n_raw)
 
 
 def ingest(
@@ -149,6 +268,7 @@ def ingest(
     :data:`STAGED_SCHEMA_FIELDS`. Raises :class:`InputError` for a missing source, or when no row
     at all is valid.
     """
+    import duckdb
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm import tqdm
@@ -161,35 +281,23 @@ def ingest(
     )
     iters = [_source(s) for s in sources]  # fail fast on a missing path
     writer = pq.ParquetWriter(result.staged_path, schema)
-    buf: list[dict[str, Any]] = []
     bar = tqdm(desc="ingest", unit=" rows", disable=not progress, mininterval=0.5)
-    with open(qpath, "w", encoding="utf-8") as qfh:
-        for it in iters:
-            for where, rec, line in it:
-                bar.update(1)
-                if isinstance(rec, Rejection):
-                    result.skipped[rec.reason] += 1
-                    qfh.write(
-                        json.dumps(
-                            {
-                                "where": where,
-                                "reason": rec.reason,
-                                "detail": rec.detail,
-                                "line": line[:2000].decode("utf-8", "replace"),
-                            }
-                        )
-                        + "\n"
-                    )
+    con = duckdb.connect()
+    try:
+        with open(qpath, "w", encoding="utf-8") as qfh:
+            sink = _Sink(result, writer, qfh, schema)
+            for it in iters:
+                if isinstance(it, Path):
+                    _ingest_jsonl(it, sink, con, bar)
                     continue
-                buf.append(rec.flat())
-                result.accepted += 1
-                if len(buf) >= _BATCH:
-                    writer.write_table(pa.Table.from_pylist(buf, schema=schema))
-                    buf.clear()
-    if buf:
-        writer.write_table(pa.Table.from_pylist(buf, schema=schema))
-    writer.close()
-    bar.close()
+                for where, rec, line in it:
+                    bar.update(1)
+                    sink.add(where, rec, line)
+            sink.flush()
+    finally:
+        con.close()
+        writer.close()
+        bar.close()
     if result.accepted == 0:
         raise InputError(
             f"No valid request in {', '.join(sources)}: {sum(result.skipped.values())} "

@@ -19,6 +19,7 @@ __all__ = [
     "LogRecord",
     "Rejection",
     "loads_line",
+    "loads_text",
     "parse_ts",
     "validate_record",
 ]
@@ -120,7 +121,9 @@ def _opt_float(v: Any) -> float | None:
 
 
 def _opt_int(v: Any) -> int | None:
-    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+    # Integers are stored as int64: a larger one is a broken client, not a parameter.
+    ok = isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
+    return int(v) if ok else None
 
 
 def parse_ts(value: Any) -> float | None:
@@ -213,8 +216,8 @@ def validate_record(raw: Any) -> LogRecord | Rejection:
         return Rejection("bad_type", f"'params' must be an object, got {type(params).__name__}")
     for name in _INT_FIELDS:
         v = raw.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
-            return Rejection("bad_type", f"'{name}' must be an integer, got {type(v).__name__}")
+        if v is not None and _opt_int(v) is None:
+            return Rejection("bad_type", f"'{name}' must be a 64-bit integer, got {str(v)[:30]!r}")
     lat = raw.get("latency_ms")
     if lat is not None and (not isinstance(lat, (int, float)) or isinstance(lat, bool)):
         return Rejection("bad_type", f"'latency_ms' must be a number, got {type(lat).__name__}")
@@ -225,7 +228,7 @@ def validate_record(raw: Any) -> LogRecord | Rejection:
     for name in ("max_tokens", "n", "top_logprobs", "seed"):
         v = params.get(name)
         if v is not None and _opt_int(v) is None:
-            return Rejection("bad_type", f"params.{name} must be an integer, got {type(v).__name__}")
+            return Rejection("bad_type", f"params.{name} must be a 64-bit integer, got {str(v)[:30]!r}")
     return LogRecord(
         ts=ts,
         account_id=raw["account_id"],
@@ -254,6 +257,11 @@ def loads_line(line: bytes) -> LogRecord | Rejection:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Rejection("invalid_utf8", f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+    return loads_text(text)
+
+
+def loads_text(text: str) -> LogRecord | Rejection:
+    """Parse one decoded JSONL line and validate it; invalid JSON becomes a rejection."""
     if len(text) > 4 * MAX_FIELD_CHARS:
         return Rejection("too_large", f"the line has {len(text)} characters")
     try:

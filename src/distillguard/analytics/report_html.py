@@ -101,6 +101,7 @@ def write_html(report: dict[str, Any], path: Path, timelines: dict[str, list[flo
 table{{border-collapse:collapse}}</style></head><body><h1>distillguard scan</h1>
 <p>{s["events"]:,} events, {s["accounts"]:,} accounts, {s["flagged_accounts"]} flagged, {s["campaigns"]} candidate
 campaigns ({s["flagged_campaigns"]} flagged); target benign FPR {s["target_fpr"]}; engine {html.escape(s["engine"])};
+{html.escape(s["threshold"]["how"]) if "threshold" in s else ""};
 {skipped["total"]} lines quarantined {html.escape(str(skipped["by_reason"]))}.</p>{imgs}
 <h2>Campaigns</h2><table><tr><th>id</th><th>score</th><th>flagged</th><th>accounts</th><th>evidence</th></tr>{camps}</table>
 <h2>Accounts with findings</h2><table><tr><th>account</th><th>score</th><th>flagged</th><th>campaign</th><th>reasons</th></tr>{rows}</table>

@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distillguard.analytics.calibration import Threshold, calibrate_population, calibrate_reference
 from distillguard.analytics.campaigns import LinkConfig, find_candidates
 from distillguard.analytics.ingest import IngestResult, ingest
 from distillguard.analytics.scoring import ScorerConfig, scorers
-from distillguard.errors import InputError
+from distillguard.errors import ConfigError, InputError
 
-__all__ = ["ScanOptions", "read_allowlist", "scan"]
+__all__ = ["EMBEDDINGS", "ScanOptions", "read_allowlist", "scan"]
+
+EMBEDDINGS = ("none", "minilm")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,17 @@ class ScanOptions:
     recognise_benchmarks: bool = True
     progress: bool = False
     quarantine: Path | None = None
+    # Logs of known-benign accounts to calibrate the flag line on; empty: the scanned population.
+    reference: tuple[str, ...] = ()
+    # "minilm": topic clusters from MiniLM sentence embeddings (slow; see docs/analytics.md).
+    embeddings: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.embeddings not in EMBEDDINGS:
+            raise ConfigError(
+                f"The 'embeddings' parameter of ScanOptions must be one of {EMBEDDINGS}. "
+                f"Got {self.embeddings!r} instead."
+            )
 
 
 def read_allowlist(path: Path) -> frozenset[str]:
@@ -55,6 +69,35 @@ def _bench_prompts(enabled: bool) -> list[str]:
     return [p["prompt"] for p in human_eval_prompts()]
 
 
+def _reference_features(opts: ScanOptions, engine_cls: Any, wd: Path) -> list[dict[str, Any]] | None:
+    if not opts.reference:
+        return None
+    ing = ingest(list(opts.reference), wd / "reference", progress=opts.progress)
+    _embed(opts, ing)
+    eng = engine_cls(ing.staged_path, _bench_prompts(opts.recognise_benchmarks))
+    try:
+        return list(eng.accounts())
+    finally:
+        eng.close()
+
+
+def _embed(opts: ScanOptions, ing: IngestResult) -> None:
+    if opts.embeddings == "minilm" and ing.staged_path is not None:
+        from distillguard.analytics.embed import add_topics
+
+        add_topics(ing.staged_path)
+
+
+def _calibrate(
+    scorer: Any, base: list[Any], ref: list[dict[str, Any]] | None, target_fpr: float
+) -> Threshold:
+    # The statistic is scored against the scanned population's null rates in both cases, so
+    # the reference calibrates exactly the quantity that is thresholded.
+    if ref is not None:
+        return calibrate_reference([-s.log10_p for s in scorer.score(ref)], target_fpr)
+    return calibrate_population([-s.log10_p for s in base], target_fpr)
+
+
 def scan(
     sources: list[str], options: ScanOptions | None = None, workdir: Path | None = None
 ) -> dict[str, Any]:
@@ -70,6 +113,8 @@ def scan(
         wd = workdir or Path(tmp)
         ing: IngestResult = ingest(sources, wd, quarantine=opts.quarantine, progress=opts.progress)
         t_ingest = time.perf_counter()
+        _embed(opts, ing)
+        t_embed = time.perf_counter()
         eng = engine_cls(ing.staged_path, _bench_prompts(opts.recognise_benchmarks))
         try:
             feats = eng.accounts()
@@ -78,13 +123,21 @@ def scan(
             pooled = eng.pooled({a: c.campaign_id for c in cands for a in c.accounts}) if cands else []
         finally:
             eng.close()
+        ref_feats = _reference_features(opts, engine_cls, wd)
     t_feat = time.perf_counter()
     scorer = scorer_cls(ScorerConfig(target_fpr=opts.target_fpr)).fit(feats)
-    scores = {s.account_id: s for s in scorer.score(feats, opts.allowlist)}
+    base = scorer.score(feats, opts.allowlist)
+    threshold = _calibrate(scorer, base, ref_feats, opts.target_fpr)
+    scores = {s.account_id: s.at(threshold) for s in base}
     # Each candidate is one more test: split the campaign-level FPR budget among them.
     camp_fpr = opts.target_fpr / max(len(cands), 1)
     camp_scores = (
-        {s.account_id: s for s in scorer_cls(ScorerConfig(target_fpr=camp_fpr)).fit(feats).score(pooled)}
+        {
+            s.account_id: s
+            for s in scorer_cls(ScorerConfig(target_fpr=camp_fpr))
+            .fit(feats)
+            .score(pooled, threshold=threshold.at(camp_fpr))
+        }
         if pooled
         else {}
     )
@@ -92,6 +145,9 @@ def scan(
     for c in cands:
         s = camp_scores[c.campaign_id]
         flagged = s.flagged and not all(a in opts.allowlist for a in c.accounts)
+        # The features that make the pooled traffic significant on their own (Bonferroni line).
+        c_thr = threshold.at(camp_fpr).s_threshold - math.log10(max(len(s.feature_log10_p), 1))
+        drivers = frozenset(f for f, v in s.feature_log10_p.items() if v <= -c_thr)
         campaigns.append(
             {
                 "campaign_id": c.campaign_id,
@@ -107,14 +163,15 @@ def scan(
             }
         )
         for a in c.accounts:
-            member_of[a] = (c.campaign_id, flagged)
+            member_of[a] = (c.campaign_id, flagged, drivers, len(c.accounts))
     fmap = {r["account_id"]: r for r in feats}
     accounts = []
     for aid, s in scores.items():
-        cid, cflag = member_of.get(aid, (None, False))
-        # A member of a flagged campaign is flagged when it carries some evidence of its own
-        # (p <= 0.05 on any feature): a stranger who shares one template with a ring is not.
-        own = min(s.feature_log10_p.values(), default=0.0) <= math.log10(0.05)
+        cid, cflag, drivers, size = member_of.get(aid, (None, False, frozenset(), 1))
+        # A member of a flagged campaign is flagged when it shows, on its own, the behaviour
+        # that makes the campaign significant (p <= 0.05 / members on a driving feature): a
+        # stranger who shares one template with a ring is listed but not flagged.
+        own = min((s.feature_log10_p[f] for f in drivers), default=0.0) <= math.log10(0.05 / size)
         flagged = s.flagged or (cflag and own and aid not in opts.allowlist)
         reasons = list(s.reasons)
         if flagged and not s.flagged:
@@ -146,11 +203,14 @@ def scan(
             "flagged_campaigns": sum(c["flagged"] for c in campaigns),
             "engine": opts.engine,
             "scorer": opts.scorer,
+            "embeddings": opts.embeddings,
             "target_fpr": opts.target_fpr,
+            "threshold": threshold.as_dict(),
             "null_rates": scorer.null_rates_,
             "seconds": {
                 "ingest": round(t_ingest - t0, 3),
-                "features": round(t_feat - t_ingest, 3),
+                "embeddings": round(t_embed - t_ingest, 3),
+                "features": round(t_feat - t_embed, 3),
                 "scoring": round(t_end - t_feat, 3),
                 "total": round(t_end - t0, 3),
             },

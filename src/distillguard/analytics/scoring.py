@@ -6,31 +6,34 @@ diverse examples, request logprobs, request very long outputs). Its null rate is
 the population itself, robustly: the ``null_quantile`` (default 90th) percentile of per-account
 rates among accounts with enough requests, so attackers up to 10% of accounts cannot drag the
 baseline up, and ordinary heavy-tailed benign behaviour sits under it. Each feature gives an
-exact binomial upper-tail p-value; the account's p-value is the Bonferroni-corrected minimum
-(valid under any dependence between features), and the account is flagged when it is at most
-the target false-positive rate. A feature with fewer than ``min_evidence`` (10) matching
-requests is no evidence: benign counts are over-dispersed (one conversation repeats a cue),
-and an account that has sent a handful of such requests has distilled nothing. Volume and
-rate are reported but never flag by themselves: heavy legitimate users are exactly what a
-volume rule gets wrong.
+exact binomial upper-tail p-value; the account's statistic ``s = -log10 p`` uses the
+Bonferroni-corrected minimum (valid under any dependence between features). A feature with
+fewer than ``min_evidence`` (2) matching requests is no evidence: one request distils nothing.
+Benign counts are over-dispersed (one conversation repeats a cue), so ``p`` is not an exact
+p-value for benign accounts; the flag line is therefore not ``p <= target_fpr`` by fiat but a
+:class:`~distillguard.analytics.calibration.Threshold` calibrated on benign accounts for the
+target false-positive rate (see :mod:`.calibration`); without one, the nominal line is used.
+Volume and rate are reported but never flag by themselves: heavy legitimate users are exactly
+what a volume rule gets wrong.
 
-Score = min(1, -log10(p) / (2 * -log10(target_fpr))), so the flag threshold is score 0.5 and a
-score of 1 means a p-value at most target_fpr squared. Pure: numpy and stdlib only.
+Score = min(1, s / (2 * s_threshold)), so the flag line is score 0.5 and a score of 1 means
+twice the threshold's -log10 p. Pure: numpy and stdlib only.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from distillguard.analytics.calibration import Threshold
 from distillguard.errors import ConfigError, NotFittedError
 from distillguard.registry import Registry
 from distillguard.stats import binomial_log_sf
 
-__all__ = ["COUNT_FEATURES", "AccountScore", "BinomialTailScorer", "ScorerConfig", "scorers"]
+__all__ = ["COUNT_FEATURES", "NULL_FLOORS", "AccountScore", "BinomialTailScorer", "ScorerConfig", "scorers"]
 
 scorers: Registry[Any] = Registry("account scorer")
 
@@ -41,7 +44,16 @@ COUNT_FEATURES: dict[str, str] = {
     "n_diverse": "ask for many diverse examples",
     "n_logprob": "request logprobs",
     "n_long": "ask for >= 2048 output tokens",
+    "n_offhours": "arrive in the 8 hours opposite the account's activity peak",
+    "n_regular": "arrive on a metronome (gap within 10% of the mean gap)",
+    "n_offtopic": "fall outside the account's 3 main topic clusters",
 }
+# Evidence of automation, not of extraction: an app backend legitimately runs round the clock
+# on a fixed schedule, so for a narrow-template account these count for nothing.
+_AUTOMATION = ("n_reused", "n_offhours", "n_regular")
+# Null rates no population can go below: arrivals at random (Poisson) put a gap within 10% of
+# the mean gap with probability e^-0.9 - e^-1.1 = 7.4%, so only more than that is regularity.
+NULL_FLOORS: dict[str, float] = {"n_regular": math.exp(-0.9) - math.exp(-1.1)}
 _LN10 = math.log(10.0)
 
 
@@ -53,7 +65,7 @@ class ScorerConfig:
     null_quantile: float = 0.8
     min_requests_for_null: int = 3
     min_null_rate: float = 1e-3
-    min_evidence: int = 10
+    min_evidence: int = 2
 
     def __post_init__(self) -> None:
         for name, lo, hi in (
@@ -89,6 +101,17 @@ class AccountScore:
     flagged: bool
     reasons: tuple[str, ...]
     feature_log10_p: dict[str, float] = field(default_factory=dict)
+    # Evaluation traffic or allowlisted: scored and reported, never flagged.
+    exempt: bool = False
+
+    def at(self, threshold: Threshold) -> AccountScore:
+        """The same verdict against another flag line (score and flag change; evidence does not)."""
+        s = -self.log10_p
+        return replace(
+            self,
+            score=round(min(1.0, s / (2 * threshold.s_threshold)), 6),
+            flagged=s >= threshold.s_threshold and not self.exempt,
+        )
 
 
 def _fmt_n(x: float) -> str:
@@ -119,10 +142,10 @@ class BinomialTailScorer:
         for f in COUNT_FEATURES:
             rates = np.array([float(r[f] or 0) for r in population]) / np.maximum(n, 1)
             q = float(np.quantile(rates[big], cfg.null_quantile))
-            self.null_rates_[f] = min(max(q, cfg.min_null_rate), 0.99)
+            self.null_rates_[f] = min(max(q, cfg.min_null_rate, NULL_FLOORS.get(f, 0.0)), 0.99)
         self.medians_ = {
-            k: float(np.median([float(r[k] or 0) for r in population]))
-            for k in ("n_requests", "peak_hour", "n_templates")
+            k: float(np.median([float(r.get(k) or 0) for r in population]))
+            for k in ("n_requests", "peak_hour", "n_templates", "n_topics", "diurnal_strength")
         }
         return self
 
@@ -131,32 +154,40 @@ class BinomialTailScorer:
             raise NotFittedError("This BinomialTailScorer is not fitted yet; call fit(population) first.")
 
     def score(
-        self, rows: list[dict[str, Any]], allowlist: frozenset[str] = frozenset()
+        self,
+        rows: list[dict[str, Any]],
+        allowlist: frozenset[str] = frozenset(),
+        threshold: Threshold | None = None,
     ) -> list[AccountScore]:
-        """Score feature rows (accounts, or pooled campaigns) against the fitted population."""
+        """Score feature rows (accounts, or pooled campaigns) against the fitted population.
+
+        ``threshold`` is the calibrated flag line; ``None`` means the nominal one
+        (``p <= target_fpr``). Raises :class:`NotFittedError` before :meth:`fit`.
+        """
         self._check()
         cfg = self.config
+        s_thr = threshold.s_threshold if threshold is not None else -math.log10(cfg.target_fpr)
         m = len(COUNT_FEATURES)
+        n_arr = np.array([int(r["n_requests"]) for r in rows], dtype=np.int64)
+        tails = {
+            f: self._log10_tails(np.array([round(float(r[f] or 0)) for r in rows], dtype=np.int64), n_arr, f)
+            for f in COUNT_FEATURES
+        }
         out = []
-        for r in rows:
-            n = int(r["n_requests"])
-            logs: dict[str, float] = {}
-            for f in COUNT_FEATURES:
-                k = round(float(r[f] or 0))
-                # Benign use is over-dispersed (one maths conversation asks "step by step" several
-                # times), and a handful of requests distils nothing: below min_evidence, no evidence.
-                logs[f] = binomial_log_sf(k, n, self.null_rates_[f]) / _LN10 if k >= cfg.min_evidence else 0.0
+        for i, r in enumerate(rows):
+            logs = {f: float(tails[f][i]) for f in COUNT_FEATURES}
             if self._narrow(r, logs):
                 # Reusing one template for near-identical prompts yields near-identical answers:
-                # useless for distillation, typical of an app backend. Only a template that
-                # sweeps many distinct prompts counts as evidence.
-                logs["n_reused"] = 0.0
+                # useless for distillation, typical of an app backend (which also runs round the
+                # clock on a schedule). Only automation that sweeps distinct prompts is evidence.
+                for f in _AUTOMATION:
+                    logs[f] = 0.0
             best = min(logs.values())
             log10_p = min(0.0, best + math.log10(m))
-            score = min(1.0, -log10_p / (-2 * math.log10(cfg.target_fpr)))
+            score = min(1.0, -log10_p / (2 * s_thr))
             bench = float(r.get("bench_share") or 0) >= 0.5
             allowed = str(r["account_id"]) in allowlist
-            flagged = log10_p <= math.log10(cfg.target_fpr) and not bench and not allowed
+            flagged = -log10_p >= s_thr and not bench and not allowed
             out.append(
                 AccountScore(
                     str(r["account_id"]),
@@ -165,13 +196,49 @@ class BinomialTailScorer:
                     flagged,
                     tuple(self._reasons(r, logs, bench, allowed)),
                     logs,
+                    bench or allowed,
                 )
             )
         return out
 
+    def _log10_tails(self, k: np.ndarray, n: np.ndarray, f: str) -> np.ndarray:
+        """log10 P(X >= k), X ~ Binomial(n, null rate of f); 0 below ``min_evidence``."""
+        from scipy.stats import binom
+
+        p = self.null_rates_[f]
+        # A single matching request distils nothing: below min_evidence, no evidence.
+        ev = k >= self.config.min_evidence
+        out = np.zeros(len(k))
+        if ev.any():
+            with np.errstate(divide="ignore"):
+                out[ev] = binom.logsf(k[ev] - 1, n[ev], p) / _LN10
+            # Far tails underflow in scipy; the exact log-space sum handles them (attackers only).
+            for i in np.flatnonzero(ev & ~(out > -250)):
+                out[i] = binomial_log_sf(int(k[i]), int(n[i]), p) / _LN10
+        return out
+
+    def _context(self, r: dict[str, Any], f: str) -> str:
+        # The measurement behind a count, in terms a reviewer can check against the log.
+        if f == "n_reused":
+            return f" ({_fmt_n(r['n_templates'])} templates)"
+        if f == "n_offhours":
+            return (
+                f" (round-the-clock: diurnal strength {float(r.get('diurnal_strength') or 0):.2f}, "
+                f"median account {self.medians_['diurnal_strength']:.2f})"
+            )
+        if f == "n_regular":
+            return f" (inter-arrival CV {float(r.get('gap_cv') or 0):.2f}; Poisson traffic is 1)"
+        if f == "n_offtopic":
+            med = max(self.medians_["n_topics"], 1.0)
+            return (
+                f" (topic coverage {_fmt_n(r['n_topics'])} clusters, "
+                f"{float(r['n_topics']) / med:.0f}x the median account)"
+            )
+        return ""
+
     @staticmethod
     def _narrow(r: dict[str, Any], logs: dict[str, float]) -> bool:
-        others = (logs[f] for f in COUNT_FEATURES if f != "n_reused")
+        others = (logs[f] for f in COUNT_FEATURES if f not in _AUTOMATION)
         return float(r.get("distinct_ratio") or 1) < 0.05 and int(r["n_requests"]) >= 100 and min(others) > -2
 
     def _reasons(self, r: dict[str, Any], logs: dict[str, float], bench: bool, allowed: bool) -> list[str]:
@@ -188,7 +255,7 @@ class BinomialTailScorer:
             if logs[f] > -2:  # weaker than p = 0.01 is not worth a human's attention
                 break
             k = float(r[f] or 0)
-            extra = f" ({_fmt_n(r['n_templates'])} templates)" if f == "n_reused" else ""
+            extra = self._context(r, f)
             reasons.append(
                 f"{100 * k / n:.0f}% of {_fmt_n(n)} prompts {COUNT_FEATURES[f]}{extra}; "
                 f"typical accounts at most {100 * self.null_rates_[f]:.1f}% (p = 1e{logs[f]:.0f})"
@@ -208,6 +275,9 @@ class BinomialTailScorer:
                 f"one narrow template with {100 * float(r['distinct_ratio']):.1f}% distinct prompts "
                 "(app-backend pattern)"
             )
-        if r.get("gap_cv") is not None and float(r["gap_cv"]) < 0.2 and n >= 50:
-            reasons.append(f"machine-regular timing (inter-arrival CV {float(r['gap_cv']):.2f})")
+        if r.get("burstiness") is not None and n >= 50 and float(r["burstiness"]) < -0.6:
+            reasons.append(
+                f"machine-regular timing (burstiness {float(r['burstiness']):.2f}: -1 is a metronome, "
+                "people are bursty, above 0)"
+            )
         return reasons

@@ -106,6 +106,8 @@ class SimConfig:
     n_hydra: int = 8
     holdout: bool = False
     seed: int = 0
+    # False: benign users only (no heavy users, no attackers), e.g. to measure false positives.
+    attackers: bool = True
 
     def __post_init__(self) -> None:
         for name in ("n_benign", "n_sybil", "n_hydra"):
@@ -421,8 +423,9 @@ def simulate(out_dir: Path, cfg: SimConfig | None = None) -> SimResult:
     g = _Gen(cfg, prompts, bench)
     for i in range(cfg.n_benign):
         g.benign(i)
-    g.legit()
-    g.attackers()
+    if cfg.attackers:
+        g.legit()
+        g.attackers()
     g.events.sort(key=lambda e: e["ts"])
     out_dir.mkdir(parents=True, exist_ok=True)
     log, labels, allow = out_dir / "requests.jsonl", out_dir / "labels.csv", out_dir / "allowlist.txt"

@@ -25,6 +25,8 @@ def _scan(args: argparse.Namespace) -> int:
         recognise_benchmarks=not args.no_benchmarks,
         progress=not args.quiet,
         quarantine=Path(args.quarantine) if args.quarantine else None,
+        reference=tuple(args.reference or ()),
+        embeddings=args.embeddings,
     )
     report = scan(args.logs, opts)
     Path(args.out).write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
@@ -70,6 +72,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--allowlist", help="file of allowlisted (research-tier) account ids, one a line")
     p.add_argument(
         "--target-fpr", type=float, default=1e-3, help="benign-account false-positive rate (default 0.001)"
+    )
+    p.add_argument(
+        "--reference",
+        action="append",
+        metavar="LOG",
+        help="log of known-benign accounts to calibrate the flag line on (repeatable); "
+        "default: a tail fit on the scanned population",
+    )
+    p.add_argument(
+        "--embeddings",
+        choices=["none", "minilm"],
+        default="none",
+        help="topic coverage from MiniLM sentence embeddings (slow: see docs/analytics.md)",
     )
     p.add_argument("--quarantine", help="where bad lines go (default: a temporary file)")
     p.add_argument(

@@ -14,10 +14,18 @@ from typing import Any, Protocol
 
 from distillguard.registry import Registry
 
-__all__ = ["IS_BENCH", "Engine", "engines"]
+__all__ = ["ENRICHED", "Engine", "engines"]
 
-# 1.0 when a request's normalised prompt is a known benchmark prompt (shared by both engines).
-IS_BENCH = "CASE WHEN bh.body IS NULL THEN CAST(0 AS DOUBLE) ELSE CAST(1 AS DOUBLE) END"
+# The enriched relation both engines materialise: the feature description's enrichment plus
+# is_bench (1.0 when the normalised prompt, or its tail behind an added instruction, is a known
+# benchmark prompt). Reads relations ``req`` and ``bench_k`` (the rendered ``bench_keys``).
+ENRICHED = """
+SELECT e.*,
+  CASE WHEN bb.k IS NULL AND bt.k IS NULL THEN CAST(0 AS DOUBLE) ELSE CAST(1 AS DOUBLE) END AS is_bench
+FROM ({enrich}) e
+LEFT JOIN (SELECT k FROM bench_k WHERE kind = 'body') bb ON e.body = bb.k
+LEFT JOIN (SELECT k FROM bench_k WHERE kind = 'tail') bt ON e.btail = bt.k
+"""
 
 
 class Engine(Protocol):

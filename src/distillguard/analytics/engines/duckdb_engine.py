@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distillguard.analytics.engines import IS_BENCH, engines
+from distillguard.analytics.engines import ENRICHED, engines
 from distillguard.analytics.features import render
 
 __all__ = ["DuckDBEngine"]
@@ -21,16 +21,14 @@ class DuckDBEngine:
 
         self._q = render("duckdb")
         self._con = duckdb.connect()
+        self._con.execute("SET enable_progress_bar = false")  # the scan draws its own
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         self._con.execute(f"CREATE VIEW req AS SELECT * FROM read_parquet('{_sql_str(staged)}')")
         bench = pa.table({"prompt": pa.array(bench_prompts or [""], pa.string())})
         self._con.register("bench", bench)
-        self._con.execute(f"CREATE TEMP TABLE bench_h AS {self._q.bench_hashes}")
-        self._con.execute(
-            "CREATE TEMP TABLE enriched AS SELECT e.*, "
-            f"{IS_BENCH} AS is_bench FROM ({self._q.enrich}) e LEFT JOIN bench_h bh ON e.body = bh.body"
-        )
+        self._con.execute(f"CREATE TEMP TABLE bench_k AS {self._q.bench_keys}")
+        self._con.execute("CREATE TEMP TABLE enriched AS " + ENRICHED.format(enrich=self._q.enrich))
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
         cur = self._con.execute(sql)

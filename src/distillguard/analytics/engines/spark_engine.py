@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distillguard.analytics.engines import IS_BENCH, engines
+from distillguard.analytics.engines import ENRICHED, engines
 from distillguard.analytics.features import render
 
 __all__ = ["SparkEngine"]
@@ -37,11 +37,8 @@ class SparkEngine:
         self._spark.createDataFrame(
             [(p,) for p in (bench_prompts or [""])], "prompt string"
         ).createOrReplaceTempView("bench")
-        self._spark.sql(self._q.bench_hashes).createOrReplaceTempView("bench_h")
-        enriched = self._spark.sql(
-            f"SELECT e.*, {IS_BENCH} AS is_bench "
-            f"FROM ({self._q.enrich}) e LEFT JOIN bench_h bh ON e.body = bh.body"
-        ).cache()
+        self._spark.sql(self._q.bench_keys).createOrReplaceTempView("bench_k")
+        enriched = self._spark.sql(ENRICHED.format(enrich=self._q.enrich)).cache()
         enriched.createOrReplaceTempView("enriched")
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
