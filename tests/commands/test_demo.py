@@ -21,6 +21,9 @@ def test_demo_prints_the_table(capsys) -> None:
         "acme-research",
         "globex-labs",
         "p-value",
+        "5. gateway",
+        "6. scan",
+        "imported into the gateway",
     ):
         assert needle in out
     assert "Traceback" not in out

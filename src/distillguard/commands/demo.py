@@ -2,7 +2,9 @@
 
 Creates a throw-away key, has SmolLM2 answer real ShareGPT prompts for two accounts in one
 batch (watermarked, each row with its own account id), answers the same prompts without the
-watermark as controls, and tests all of them plus human-written text. Prints one table.
+watermark as controls, and tests all of them plus human-written text. Then the service half
+(:mod:`._demo_service`): the gateway serves two accounts through the OpenAI API and their
+answers are traced from the text, and a labelled API log is scanned for extraction accounts.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def _demo(args: argparse.Namespace) -> int:
     def test(source: str, embedded: str, text: str) -> None:
         token_ids = tok.encode(text)  # detection works from the text alone
         det = scheme.detect(token_ids, alpha=args.alpha)
-        trace: Any = scheme.trace(token_ids, candidates, alpha=args.alpha)  # type: ignore[attr-defined]
+        trace: Any = scheme.trace(token_ids, candidates, alpha=args.alpha)
         blind = det.payload.value if det.payload is not None else None
         by_id = {v: k for k, v in ids.items()}
         decoded = by_id.get(blind, str(blind)) if blind is not None else "-"
@@ -151,6 +153,11 @@ def _demo(args: argparse.Namespace) -> int:
         "  (put the answer's text in answer.txt)\n"
         f"  distillguard detect answer.txt --key {workdir / 'demo.key'} --account acme --account bob\n"
     )
+    if not args.no_service:
+        from distillguard.commands._demo_service import gateway_stage, scan_stage
+
+        app = gateway_stage(gen, key, workdir, say, max_tokens=min(200, args.max_new_tokens))
+        scan_stage(app, workdir, say)
     missed = [r for r in rows if r[0].startswith("SmolLM2 +") and r[4] != "WATERMARKED"]
     false = [r for r in rows if not r[0].startswith("SmolLM2 +") and r[4] == "WATERMARKED"]
     if missed or false:
@@ -180,4 +187,6 @@ def register(subparsers: Any) -> None:
     # threads spin waiting for each other (measured: this demo took 8.7 min with 2 threads next to
     # other jobs, about 1 min with 1). Pass --threads 2 on an idle machine.
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--no-service", action="store_true",
+                   help="skip the gateway and log-scan stages (watermark only)")
     p.set_defaults(func=_demo)

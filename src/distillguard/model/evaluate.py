@@ -412,6 +412,9 @@ class _TimedScheme(WatermarkScheme):
     def detect(self, token_ids: Any, **kwargs: Any) -> Detection:
         return self.inner.detect(token_ids, **kwargs)
 
+    def trace(self, token_ids: Any, candidates: Any, **kwargs: Any) -> Any:
+        return self.inner.trace(token_ids, candidates, **kwargs)
+
 
 def overhead_rows(
     generator: Any, schemes: dict[str, WatermarkScheme], prompts: list[str], s: EvalSettings

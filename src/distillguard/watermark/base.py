@@ -126,6 +126,20 @@ class WatermarkScheme(abc.ABC):
         """Test one sequence of token ids; see :class:`Detection`."""
 
 
+    @abc.abstractmethod
+    def trace(
+        self,
+        token_ids: Sequence[int] | np.ndarray,
+        candidates: Sequence[int | str],
+        *,
+        alpha: float = 1e-6,
+        dedup: bool = True,
+    ) -> Any:
+        """Which of ``candidates`` (account ids or names) the text was generated for: an exact
+        per-candidate test, corrected for the candidates tried; returns a
+        :class:`~distillguard.watermark.payload.TraceResult`. Needs a payload-mode config."""
+
+
 schemes: Registry[type[WatermarkScheme]] = Registry(
     "watermark scheme", entry_point_group="distillguard.watermark_schemes"
 )
