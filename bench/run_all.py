@@ -16,7 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Cheapest first, so a quick look at the speed figures does not wait for the lab.
 ORDER = ("bench_detect_speed", "bench_gateway", "bench_scan", "bench_local_backend",
-         "bench_watermark_eval", "bench_watermark_robustness", "lab_distillation")
+         "bench_processor_overhead", "bench_watermark_eval", "bench_watermark_robustness",
+         "lab_distillation")
 
 
 def main(argv: list[str]) -> int:
