@@ -1,0 +1,261 @@
+"""A tiny causal LM trained from scratch with the teacher's tokenizer (torch + transformers, CPU).
+
+The student reads and writes SmolLM2 token ids, so its answers are scored exactly like any
+suspect's. To fit a few minutes of CPU, its embedding table covers only the ids that occur in
+the lab's corpora (a *compact vocabulary*: real id ↔ row, plus an UNK row for prompt tokens it
+never saw, which it is never allowed to emit). That changes nothing about tokenisation; it only
+drops ~40k output rows the student could never learn anyway.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distillguard.errors import ConfigError, InputError, missing_extra
+from distillguard.provenance.reading import ReadingItem
+
+__all__ = ["CompactVocab", "Student", "StudentConfig", "train_student"]
+
+_UNK, _EOS = 0, 1
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Size and training budget of a student (defaults: ~1.5M non-embedding-free params, minutes).
+
+    Attributes:
+        d_model, n_layers, n_heads, d_ff: Llama-style architecture.
+        seq_len: training window in tokens.
+        steps, batch_size, lr: AdamW with linear warm-up and cosine decay.
+        seed: initialisation and batch order.
+        threads: torch intra-op threads (1 is often fastest on a busy 2-core machine).
+    """
+
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 256
+    seq_len: int = 128
+    steps: int = 200
+    batch_size: int = 8
+    lr: float = 3e-3
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layers", "n_heads", "d_ff", "seq_len", "steps", "batch_size", "threads"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(
+                    f"The {name!r} parameter of StudentConfig must be an int ≥ 1. Got {v!r} instead."
+                )
+        if self.d_model % self.n_heads:
+            raise ConfigError("The 'd_model' parameter of StudentConfig must be a multiple of 'n_heads'.")
+        if not (isinstance(self.lr, float) and 0.0 < self.lr < 1.0):
+            raise ConfigError(
+                f"The 'lr' parameter of StudentConfig must be a float in (0, 1). Got {self.lr!r}."
+            )
+
+
+@dataclass(frozen=True)
+class CompactVocab:
+    """Real token ids ↔ student rows. Row 0 is UNK, row 1 end-of-answer; ``ids[r]`` is row r's id."""
+
+    ids: np.ndarray  # int64, ids[0] = ids[1] = -1 (UNK, EOS have no real id)
+
+    @classmethod
+    def build(cls, corpora: Sequence[Sequence[int] | np.ndarray], *, min_count: int = 1) -> CompactVocab:
+        """Every id occurring at least ``min_count`` times in the corpora."""
+        if not corpora:
+            raise InputError("CompactVocab.build needs at least one sequence.")
+        allids = np.concatenate([np.asarray(c, dtype=np.int64) for c in corpora])
+        uniq, counts = np.unique(allids, return_counts=True)
+        keep = uniq[counts >= min_count]
+        return cls(np.concatenate([np.array([-1, -1], dtype=np.int64), keep]))
+
+    @property
+    def size(self) -> int:
+        """Rows in the student's embedding table."""
+        return int(self.ids.size)
+
+    def encode(self, real: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Real ids → rows (unknown ids → UNK)."""
+        r = np.asarray(real, dtype=np.int64)
+        known = self.ids[2:]
+        pos = np.searchsorted(known, r)
+        pos_c = np.minimum(pos, known.size - 1)
+        hit = (known.size > 0) & (known[pos_c] == r)
+        return np.where(hit, pos_c + 2, _UNK).astype(np.int64)
+
+    def decode(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows → real ids (UNK and EOS rows dropped)."""
+        r = np.asarray(rows, dtype=np.int64)
+        r = r[r >= 2]
+        return self.ids[r]
+
+
+@dataclass
+class Student:
+    """A trained student: its model, vocabulary and training log."""
+
+    model: Any
+    vocab: CompactVocab
+    config: StudentConfig
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters (embeddings included, counted once: they are tied)."""
+        return int(sum(p.numel() for p in self.model.parameters()))
+
+    def answer(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int = 96,
+        temperature: float = 0.8,
+        seed: int = 0,
+        batch_size: int = 32,
+    ) -> list[np.ndarray]:
+        """Sample an answer (real ids, end-of-answer excluded) to each chat-templated prompt."""
+        import torch
+
+        torch.manual_seed(seed)
+        out: list[np.ndarray] = []
+        ctx_room = max(1, self.config.seq_len * 2 - max_new_tokens)
+        for start in range(0, len(prompt_ids), batch_size):
+            rows = [self.vocab.encode(p)[-ctx_room:] for p in prompt_ids[start : start + batch_size]]
+            width = max(len(r) for r in rows)
+            ids = torch.full((len(rows), width), _EOS, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, r in enumerate(rows):
+                ids[i, width - len(r) :] = torch.from_numpy(r)
+                mask[i, width - len(r) :] = 1
+            with torch.inference_mode():
+                gen = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_k=0,
+                    top_p=1.0,
+                    pad_token_id=_EOS,
+                    eos_token_id=_EOS,
+                    bad_words_ids=[[_UNK]],
+                )
+            for row in gen[:, width:].numpy():
+                stop = np.flatnonzero(row == _EOS)
+                out.append(self.vocab.decode(row[: stop[0]] if stop.size else row))
+        return out
+
+    def reading_items(
+        self, texts: Sequence[tuple[Sequence[int], Sequence[int]]], *, top_k: int = 32
+    ) -> list[ReadingItem]:
+        """The student's top-k next-token predictions on ``(history_ids, text_ids)`` pairs."""
+        import torch
+
+        items = []
+        room = self.config.seq_len * 2
+        with torch.inference_mode():
+            for hist, text in texts:
+                t = np.asarray(text, dtype=np.int64)[:room]
+                h = np.asarray(hist, dtype=np.int64)[-(room - t.size) :] if room > t.size else t[:0]
+                if t.size < 2:
+                    continue
+                rows = torch.from_numpy(self.vocab.encode(np.concatenate([h, t])))[None, :]
+                logits = self.model(input_ids=rows).logits[0, h.size :, :].float()
+                logits[:, [_UNK, _EOS]] = -math.inf  # predictions over real tokens only
+                probs = torch.softmax(logits, dim=-1)
+                top = torch.topk(probs, k=min(top_k, probs.shape[-1] - 2), dim=-1)
+                cand = self.vocab.ids[top.indices.numpy()]
+                items.append(ReadingItem(t, cand, top.values.numpy().astype(np.float64), history=h))
+        return items
+
+
+def _import() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise missing_extra("transformers", "model") from exc
+    return torch, transformers
+
+
+def train_student(
+    sequences: Sequence[np.ndarray],
+    vocab: CompactVocab,
+    config: StudentConfig | None = None,
+    *,
+    init: Student | None = None,
+) -> Student:
+    """Train a student on ``sequences`` (real ids: prompt + answer each) and return it.
+
+    Sequences are joined with an end-of-answer token into one stream, cut into ``seq_len``
+    windows, and batches are drawn with the config's seed. ``init`` continues training an existing
+    student (the "fine-tuned on clean text" scrub) instead of starting from scratch.
+
+    Raises:
+        InputError: no training data.
+    """
+    cfg = config or StudentConfig()
+    torch, transformers = _import()
+    torch.set_num_threads(cfg.threads)
+    stream = (
+        np.concatenate([np.append(vocab.encode(s), _EOS) for s in sequences]) if sequences else np.zeros(0)
+    )
+    n_win = stream.size // cfg.seq_len
+    if n_win < 1:
+        raise InputError(f"Not enough training tokens ({stream.size}) for one window of {cfg.seq_len}.")
+    windows = torch.from_numpy(stream[: n_win * cfg.seq_len].reshape(n_win, cfg.seq_len).astype(np.int64))
+    torch.manual_seed(cfg.seed)
+    if init is None:
+        mcfg = transformers.LlamaConfig(
+            vocab_size=vocab.size,
+            hidden_size=cfg.d_model,
+            intermediate_size=cfg.d_ff,
+            num_hidden_layers=cfg.n_layers,
+            num_attention_heads=cfg.n_heads,
+            num_key_value_heads=cfg.n_heads,
+            max_position_embeddings=cfg.seq_len * 4,
+            tie_word_embeddings=True,
+            bos_token_id=_EOS,
+            eos_token_id=_EOS,
+            pad_token_id=_EOS,
+        )
+        model = transformers.LlamaForCausalLM(mcfg)
+    else:
+        model = init.model
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    warm = max(1, cfg.steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for _ in range(cfg.steps):
+        idx = torch.randint(0, n_win, (cfg.batch_size,), generator=gen)
+        batch = windows[idx]
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    prev = init.seconds if init is not None else 0.0
+    return Student(model, vocab, cfg, (init.losses if init else []) + losses, prev + time.perf_counter() - t0)

@@ -1,0 +1,248 @@
+"""Black-box radioactivity test: did the suspect model learn our watermark from our outputs?
+
+We send prompts to the suspect and score its *answers* (token ids, in our tokenizer) with our
+key, exactly as if they were text we had generated. A student fine-tuned on our watermarked
+outputs reproduces the bias of the (context, token) pairs it saw often, so its answers hold more
+green tuples (KGW) or larger keyed uniforms (Gumbel) than chance.
+
+**Null hypothesis.** "The suspect's answers do not depend on our key" — true for any model that
+was not trained on text we watermarked (including our own model with the watermark off). Under it
+every *distinct* (context, token) tuple is green independently with probability γ (KGW), or has an
+exactly Exp(1) score (Gumbel), because the keyed PRF of distinct inputs is independent of
+everything the suspect could know. So, after **global de-duplication** of tuples across all
+answers (:mod:`._collect`), the p-value is exact: binomial tail (KGW), Gamma tail (Gumbel), the
+exact max-count statistic (KGW with payload) or the Exp(1) max-colour statistic (Gumbel with
+payload). Without dedup, a clean model asked repeated prompts looks radioactive; the calibration
+tests show it.
+
+**Context filter.** Optionally only tuples whose context appeared in our served outputs are
+scored (Sander et al., 2024): the student can only have learned contexts it saw. This removes
+noise but *changes the null*: the set of served contexts depends on the key (a served window
+that ends in token x tells that x followed the previous window, and x was picked with the
+watermark's bias), so a clean model that writes like ours can score above γ on filtered tuples.
+The filtered p-value is exact only when the filter set is independent of the key (e.g. contexts
+of prompts or of unwatermarked traffic); with a filter from watermarked outputs, read it next to
+the controls (a clean model through the same filter) — the report says so. See
+``docs/provenance.md`` for the measured size of this effect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distillguard import stats
+from distillguard.errors import InputError
+from distillguard.provenance._collect import ContextFilter, TupleSet, check_alpha, collect_tuples
+from distillguard.watermark._tuples import ScoredTuples
+from distillguard.watermark.base import WatermarkScheme
+from distillguard.watermark.gumbel import Gumbel
+from distillguard.watermark.keys import SecretKey
+from distillguard.watermark.kgw import KGW, _threshold
+from distillguard.watermark.maxstat import max_count_log_pmf, sum_log_sf
+from distillguard.watermark.prf import bucket, to_uniform, top_bits
+
+__all__ = ["CurvePoint", "RadioactivityResult", "radioactivity_test", "tuple_statistic"]
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The audit's p-value after the first ``n_queries`` answers."""
+
+    n_queries: int
+    n_tokens: int
+    n_scored: int
+    log10_p_value: float
+
+
+@dataclass(frozen=True)
+class RadioactivityResult:
+    """Outcome of :func:`radioactivity_test`.
+
+    ``p_value`` is exact under the null stated in ``null`` (corrected over keys by
+    ``correction``); ``log10_p_value`` keeps it when the float underflows. ``radioactive`` is
+    ``p_value <= alpha`` with at least ``min_scored`` scored tuples.
+    """
+
+    scheme: str
+    key_id: str
+    test: str
+    null: str
+    n_answers: int
+    n_tokens: int
+    n_raw: int
+    n_after_dedup: int
+    n_scored: int
+    score: float
+    expected: float
+    p_value: float
+    log10_p_value: float
+    alpha: float
+    radioactive: bool
+    dedup: bool
+    filtered: bool
+    correction: str
+    curve: tuple[CurvePoint, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def tuple_statistic(
+    scheme: WatermarkScheme, key: SecretKey, tup: ScoredTuples
+) -> tuple[float, float, float, str]:
+    """Score scored tuples under the scheme's null: ``(score, expected, ln p, test name)``.
+
+    The tuples must be distinct (de-duplicated); the p-value is then exact.
+    """
+    n = tup.n
+    if n == 0:
+        return 0.0, 0.0, 0.0, "none"
+    if isinstance(scheme, KGW):
+        cfg = scheme.config
+        if not scheme.payload_mode:
+            k = int((tup.values < np.uint64(_threshold(cfg.gamma))).sum())
+            g = cfg.effective_gamma
+            return float(k), n * g, stats.binomial_log_sf(k, n, g), "binomial green count"
+        codec = scheme.codec(key)
+        r, L = codec.n_colors, codec.n_chunks
+        block = np.arange(n) // cfg.payload_block
+        n_blocks = int(block[-1]) + 1
+        cell = (block * L + bucket(tup.ctx, L)) * r + top_bits(tup.values, cfg.chunk_bits)
+        counts = np.bincount(cell, minlength=n_blocks * L * r).reshape(n_blocks * L, r)
+        t_obs = int(counts.max(axis=1).sum())
+        groups = [max_count_log_pmf(int(m), r) for m in counts.sum(axis=1)]
+        expected = float(sum(lo + float(np.dot(np.exp(lp), np.arange(lp.size))) for lo, lp in groups))
+        return float(t_obs), expected, sum_log_sf(groups, t_obs), "exact sum of max colour counts"
+    if isinstance(scheme, Gumbel):
+        if not scheme.payload_mode:
+            w = -np.log1p(-to_uniform(tup.values))
+        else:
+            uu = scheme._uniforms(key, tup, 1 << scheme.config.chunk_bits)
+            # U_max^r is uniform under the null, so W is exactly Exp(1).
+            w = -np.log(-np.expm1(uu.shape[1] * np.log(uu.max(axis=1))))
+        s = float(w.sum())
+        return s, float(n), stats.gamma_log_sf(s, n), "Gamma(n, 1) tail of summed Exp(1) scores"
+    raise InputError(f"Unsupported scheme {type(scheme).__name__}.")  # pragma: no cover
+
+
+def _prefix(ts: TupleSet, m: int) -> ScoredTuples:
+    j = int(np.searchsorted(ts.answer, m, side="left"))
+    t = ts.tuples
+    return ScoredTuples(t.n_tokens, t.positions[:j], t.ctx[:j], t.tokens[:j], t.values[:j])
+
+
+def _checkpoints(n_answers: int, n_points: int) -> list[int]:
+    if n_answers <= 0:
+        return []
+    pts = np.unique(np.round(np.geomspace(1, n_answers, min(n_points, n_answers))).astype(int))
+    return [int(p) for p in pts]
+
+
+def radioactivity_test(
+    scheme: WatermarkScheme,
+    answers: Sequence[Sequence[int] | np.ndarray],
+    *,
+    alpha: float = 1e-6,
+    dedup: bool = True,
+    context_filters: Sequence[ContextFilter] | ContextFilter | None = None,
+    curve_points: int = 24,
+) -> RadioactivityResult:
+    """Test a suspect's answers (token ids in our tokenizer) for our watermark's bias.
+
+    Every key of the scheme's ring is tried; with several, the best p-value is Šidák-corrected
+    (exact: p-values under independent keys are independent under the null).
+
+    Args:
+        scheme: a built :class:`~distillguard.watermark.KGW` or
+            :class:`~distillguard.watermark.Gumbel` holding our key(s).
+        answers: one token-id sequence per suspect answer (answers only, not prompts).
+        alpha: significance level of ``radioactive``.
+        dedup: score each (context, token) tuple once over all answers (keep True: without it
+            the p-value is not valid for a model that repeats itself).
+        context_filters: keep only tuples whose context is in our served outputs; one filter per
+            key of the ring (see the module docstring for what this does to the null).
+        curve_points: how many points of the p-value-vs-queries curve to compute.
+
+    Raises:
+        ConfigError: bad ``alpha`` or an unsupported scheme.
+        InputError: malformed answers, or no filter for one of the ring's keys.
+
+    >>> from distillguard.watermark import KGW, SecretKey
+    >>> res = radioactivity_test(KGW(key=SecretKey(bytes(32))), [[1, 2, 3, 4]] * 3)
+    >>> res.n_raw, res.n_scored, res.radioactive
+    (6, 2, False)
+    """
+    check_alpha(alpha)
+    ring = scheme.keyring  # type: ignore[attr-defined]
+    filters: dict[str, ContextFilter] = {}
+    if context_filters is not None:
+        flist = [context_filters] if isinstance(context_filters, ContextFilter) else list(context_filters)
+        filters = {f.key_id: f for f in flist}
+        missing = [k.key_id for k in ring if k.key_id not in filters]
+        if missing:
+            raise InputError(f"No context filter for key(s) {missing}; build one per key of the ring.")
+    min_scored = int(scheme.config.min_scored)  # type: ignore[attr-defined]
+    results = []
+    for key in ring:
+        ts = collect_tuples(scheme, key, answers, dedup=dedup, context_filter=filters.get(key.key_id))
+        score, expected, log_p, test = tuple_statistic(scheme, key, ts.tuples)
+        results.append((log_p, key, ts, score, expected, test))
+    log_p, key, ts, score, expected, test = min(results, key=lambda r: r[0])
+    m = len(results)
+    correct = (lambda lp: stats.sidak_min(lp, m)) if m > 1 else (lambda lp: lp)
+    final = correct(log_p)
+    enough = ts.tuples.n >= min_scored
+    if not enough:
+        final = 0.0
+    lengths = np.cumsum([len(a) for a in answers]) if len(answers) else np.zeros(0, dtype=int)
+    curve = []
+    for q in _checkpoints(ts.n_answers, curve_points):
+        pre = _prefix(ts, q)
+        lp = correct(tuple_statistic(scheme, key, pre)[2]) if pre.n >= min_scored else 0.0
+        curve.append(CurvePoint(q, int(lengths[q - 1]), pre.n, lp / stats.LN10))
+    null = (
+        "answers independent of our key: every distinct (context, token) tuple is an independent "
+        "draw of the keyed PRF"
+        + ("" if dedup else " (NOT guaranteed: dedup is off, repeated tuples are counted again)")
+        + (
+            "; tuples restricted to contexts seen in our served outputs, whose set depends on the key: "
+            "compare with a clean control through the same filter"
+            if filters
+            else ""
+        )
+    )
+    p = stats.log_to_p(final)
+    return RadioactivityResult(
+        scheme=scheme.name,
+        key_id=key.key_id,
+        test=test,
+        null=null,
+        n_answers=ts.n_answers,
+        n_tokens=ts.n_tokens,
+        n_raw=ts.n_raw,
+        n_after_dedup=ts.n_after_dedup,
+        n_scored=ts.tuples.n,
+        score=score,
+        expected=expected,
+        p_value=p,
+        log10_p_value=final / stats.LN10,
+        alpha=alpha,
+        radioactive=bool(enough and final <= math.log(alpha)),
+        dedup=dedup,
+        filtered=bool(filters),
+        correction=f"sidak over {m} keys" if m > 1 else "none (one key)",
+        curve=tuple(curve),
+        details={
+            "enough_tokens": enough,
+            "min_scored": min_scored,
+            "filter_contexts": filters[key.key_id].size if filters else None,
+            "per_key_log10_p_value": {r[1].key_id: r[0] / stats.LN10 for r in results},
+        },
+    )

