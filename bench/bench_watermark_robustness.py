@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=48)
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy box)")
     args = ap.parse_args()
 
     from _report import markdown_table, write_section
@@ -95,7 +96,7 @@ def main() -> None:
     schemes = {"kgw": KGW(KGWConfig(), key), "gumbel": Gumbel(GumbelConfig(), key)}
     prompts, humans = _prompts_and_humans(args.prompts)
     tok = load_text_tokenizer()
-    gen = Generator.load()
+    gen = Generator.load(num_threads=args.threads)
     tag = f"{args.prompts}-{args.max_new_tokens}-{args.temperature}"
 
     def generate(scheme: Any) -> Any:
