@@ -120,6 +120,8 @@ def main() -> None:
 
     paraphrased = {name: _cached(f"robust-para-{name}-{tag}", paraphrase(name)) for name in schemes}
     vocabulary = [w for h in humans for w in h.split()]
+    # Documents to paste into: the human texts joined (rotated per answer) so any fraction fits.
+    documents = [" ".join(humans[i:] + humans[:i]) for i in range(len(humans))]
 
     def tpr(det: Any, texts: list[str], **kw: Any) -> list[float]:
         ps = [det.detect(tok.encode(t), decode_payload=False, **kw).p_value for t in texts]
@@ -139,7 +141,7 @@ def main() -> None:
             cases.append((f"truncate to {keep} words", [truncate_words(t, keep) for t in texts]))
         for fraction in (0.5, 0.25, 0.1):
             rng = np.random.default_rng(int(fraction * 100))
-            pasted = [paste_into(h, t, fraction, rng).text for h, t in zip(humans, texts, strict=False)]
+            pasted = [paste_into(h, t, fraction, rng).text for h, t in zip(documents, texts, strict=False)]
             cases.append((f"pasted: {fraction:.0%} of a human document", pasted))
         cases.append(("paraphrased by SmolLM2", paraphrased[name]))
         for label, attacked in cases:
@@ -156,7 +158,7 @@ def main() -> None:
             fp_rows.append([name, label, len(ps), sum(p <= 1e-3 for p in ps), f"{min(ps):.2e}"])
     # KGW localisation of the pasted passage.
     loc_hits, loc_n = 0, 0
-    for h, a in zip(humans, answers["kgw"], strict=False):
+    for h, a in zip(documents, answers["kgw"], strict=False):
         pasted = paste_into(h, a["text"], 0.25, np.random.default_rng(7))
         ids, offsets = tok.encode_with_offsets(pasted.text)
         d = schemes["kgw"].detect(ids, localize=True, decode_payload=False)
