@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy box)")
     args = ap.parse_args()
 
     from _report import markdown_table, write_section
@@ -50,7 +51,7 @@ def main() -> None:
             prompts.append(text)
         if len(prompts) == args.requests:
             break
-    gen = Generator.load()
+    gen = Generator.load(num_threads=args.threads)
     key = SecretKey.generate()
     rows = []
     results = {}
@@ -66,7 +67,8 @@ def main() -> None:
     header = ["mode", "requests", "completion tokens", "seconds", "tokens/s", "batch sizes"]
     body = (markdown_table(header, rows)
             + f"\n\nBatched / sequential throughput: **{ratio:.1f}×** (same prompts, same run; KGW watermark "
-            "with per-row account payloads on in both). CPU: 2 cores, shared with other work at the time.\n")
+            "with per-row account payloads on in both). CPU: 2 cores; torch threads "
+            f"{args.threads}.\n")
     write_section("local-backend", "Gateway SmolLM2 backend: batched vs one at a time", body)
 
 

@@ -1,8 +1,13 @@
-"""``distillguard audit``: test a suspect model for our watermark and write JSON + HTML reports.
+"""``distillguard audit``: test a suspect model for our watermark, canaries and behaviour; report.
 
-Exit status: 0 when the suspect is not found radioactive (or the evidence is inconclusive),
-1 when it is radioactive at ``--alpha``, 2 for bad input or an unreachable suspect (the answers
-collected so far stay in ``--answers-cache``; rerun the same command to resume).
+Each line of evidence runs when its input is given: ``--key`` (watermark radioactivity),
+``--canaries`` (the gateway's canary registry), ``--behaviour-ours`` + ``--behaviour-refs``
+(behavioural fingerprint). The suspect is asked through one client for all of them.
+
+Exit status: 0 when the combined evidence does not show distillation at ``--alpha`` (an
+inconclusive watermark line counts as no evidence), 1 when it does, 2 for bad input or an
+unreachable suspect (the answers collected so far stay in ``--answers-cache``; rerun the same
+command to resume).
 """
 
 from __future__ import annotations
@@ -101,17 +106,67 @@ def _ids(rows: list[dict[str, Any]], field: str, tokenizer: Any) -> list[Any]:
     return out
 
 
+def _make_suspect(args: argparse.Namespace) -> Any:
+    from distillguard.errors import ConfigError
+    from distillguard.provenance.suspects import EndpointSuspect, LocalModelSuspect
+
+    if args.endpoint:
+        key = os.environ.get(args.api_key_env) if args.api_key_env else None
+        if args.api_key_env and not key:
+            raise ConfigError(f"Environment variable {args.api_key_env} (the suspect's API key) is not set.")
+        return EndpointSuspect(
+            args.endpoint,
+            key,
+            model=args.model,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            max_retries=args.max_retries,
+            backoff=args.backoff,
+        )
+    if args.model_dir:
+        return LocalModelSuspect(
+            Path(args.model_dir), max_new_tokens=args.max_tokens, temperature=args.temperature
+        )
+    return None
+
+
+def _check_lines(args: argparse.Namespace) -> None:
+    """Refuse a command whose lines of evidence lack inputs, before anything is queried."""
+    from distillguard.errors import ConfigError
+
+    if not (args.key or args.canaries or args.behaviour_refs):
+        raise ConfigError(
+            "Nothing to audit: give --key (watermark), --canaries REGISTRY and/or "
+            "--behaviour-ours FILE --behaviour-refs FILE..."
+        )
+    if bool(args.behaviour_refs) != bool(args.behaviour_ours):
+        raise ConfigError("--behaviour-refs and --behaviour-ours go together (references and our answers).")
+    if (args.answers or args.open_model) and not args.key:
+        raise ConfigError("--answers and --open-model feed the watermark test: they need --key.")
+    live = bool(args.endpoint or args.model_dir)
+    for needed, offline, flag in (
+        (bool(args.key), args.answers, "--answers"),
+        (bool(args.canaries), args.canary_answers, "--canary-answers"),
+        (bool(args.behaviour_refs), args.behaviour_answers, "--behaviour-answers"),
+    ):
+        if needed and not offline and not live:
+            raise ConfigError(f"No suspect to ask: give --endpoint or --model-dir, or {flag} FILE.")
+
+
 def _audit(args: argparse.Namespace) -> int:
     from functools import cache
 
     from distillguard.errors import ConfigError
     from distillguard.provenance.audit import AuditSettings, run_audit
-    from distillguard.provenance.suspects import (
-        EndpointSuspect,
-        LocalModelSuspect,
-        local_reading_items,
-        query_suspect,
+    from distillguard.provenance.lines import behaviour_line, canary_line, canary_prompts
+    from distillguard.provenance.probes import (
+        behaviour_prompts,
+        read_alias_answers,
+        read_prompt_answers,
+        read_registry,
+        sharegpt_answers,
     )
+    from distillguard.provenance.suspects import local_reading_items, query_suspect
 
     @cache
     def tokenizer() -> Any:
@@ -119,55 +174,79 @@ def _audit(args: argparse.Namespace) -> int:
 
         return load_text_tokenizer()
 
-    scheme = _scheme(args)
+    _check_lines(args)
     settings = AuditSettings(
         alpha=args.alpha,
         dedup=not args.no_dedup,
         n_controls=args.controls,
         control_seed=args.control_seed,
         reading_statistic=args.reading_statistic,
+        combine=args.combine,
     )
     if args.open_model and not args.model_dir:
         raise ConfigError("--open-model needs --model-dir (the suspect's weights).")
-    answers = None
-    suspect_name = args.endpoint or args.model_dir or args.answers
-    if args.answers:
-        rows = _token_rows(Path(args.answers), "token_ids")
-        answers = _ids(rows, "token_ids", tokenizer)
-    elif args.endpoint or args.model_dir:
-        prompts = _prompts(args)
-        if not prompts:
-            raise ConfigError("No prompts to send (check --prompts, --queries, --prompt-offset).")
-        suspect: Any
-        if args.endpoint:
-            key = os.environ.get(args.api_key_env) if args.api_key_env else None
-            if args.api_key_env and not key:
-                raise ConfigError(
-                    f"Environment variable {args.api_key_env} (the suspect's API key) is not set."
-                )
-            suspect = EndpointSuspect(
-                args.endpoint,
-                key,
-                model=args.model,
-                max_tokens=args.max_tokens,
-                temperature=args.temperature,
-                max_retries=args.max_retries,
-                backoff=args.backoff,
-            )
-        else:
-            suspect = LocalModelSuspect(
-                Path(args.model_dir), max_new_tokens=args.max_tokens, temperature=args.temperature
-            )
+    # Every input file is read before the suspect is asked anything: a bad file fails fast.
+    scheme = _scheme(args) if args.key else None
+    registry = read_registry(args.canaries) if args.canaries else None
+    ours = read_prompt_answers(args.behaviour_ours) if args.behaviour_ours else None
+    refs: dict[str, dict[str, str]] = {}
+    for ref in args.behaviour_refs or ():
+        name = ref if ref == "sharegpt" else Path(ref).name
+        if name in refs:
+            raise ConfigError(f"--behaviour-refs names the reference {name!r} twice.")
+        refs[name] = {} if ref == "sharegpt" else read_prompt_answers(Path(ref))
+    if ours is not None and "sharegpt" in refs:
+        refs["sharegpt"] = sharegpt_answers(ours)
+    suspect = _make_suspect(args)
+    suspect_name = (
+        args.endpoint or args.model_dir or args.answers or args.canary_answers or args.behaviour_answers
+    )
+    cache_path = Path(args.answers_cache) if args.answers_cache else None
 
+    def ask(prompts: list[str], what: str) -> list[str]:
         def progress(done: int, total: int) -> None:
             if not args.quiet:
-                print(f"\r{done}/{total} answers", end="", file=sys.stderr, flush=True)
+                print(f"\r{what}: {done}/{total} answers", end="", file=sys.stderr, flush=True)
 
-        cache_path = Path(args.answers_cache) if args.answers_cache else None
         texts = query_suspect(suspect, prompts, cache_path, progress=progress)
         if not args.quiet:
             print(file=sys.stderr)
-        answers = tokenizer().encode_batch(texts)
+        return texts
+
+    answers = None
+    if scheme is not None and args.answers:
+        rows = _token_rows(Path(args.answers), "token_ids")
+        answers = _ids(rows, "token_ids", tokenizer)
+    elif scheme is not None and suspect is not None:
+        prompts = _prompts(args)
+        if not prompts:
+            raise ConfigError("No prompts to send (check --prompts, --queries, --prompt-offset).")
+        answers = tokenizer().encode_batch(ask(prompts, "watermark"))
+    canaries = None
+    if registry is not None:
+        if args.canary_answers:
+            by_alias = read_alias_answers(args.canary_answers)
+        else:
+            questions = canary_prompts(registry)
+            said = dict(zip(questions, ask(questions, "canary probes"), strict=True))
+            by_alias = {c.alias: said[q] for c, q in registry.probes()}
+        canaries = canary_line(registry, by_alias, alpha=args.alpha)
+    behaviour = None
+    if ours is not None:
+        probe_prompts = behaviour_prompts(ours, list(refs.values()), args.behaviour_probes)
+        if args.behaviour_answers:
+            theirs = read_prompt_answers(args.behaviour_answers)
+            missing = [q for q in probe_prompts if q not in theirs]
+            if missing:
+                raise ConfigError(f"{args.behaviour_answers} has no answer for {len(missing)} probe "
+                                  f"prompt(s), e.g. {missing[0][:80]!r}.")
+            suspect_texts = [theirs[q] for q in probe_prompts]
+        else:
+            suspect_texts = ask(probe_prompts, "behaviour probes")
+        behaviour = behaviour_line(
+            probe_prompts, suspect_texts, [ours[q] for q in probe_prompts],
+            {n: [r[q] for q in probe_prompts] for n, r in refs.items()}, alpha=args.alpha,
+        )
     reading_items = None
     if args.open_model:
         if not args.reading_texts:
@@ -197,6 +276,8 @@ def _audit(args: argparse.Namespace) -> int:
         served=served,
         reading_items=reading_items,
         candidates=candidates,
+        canaries=canaries,
+        behaviour=behaviour,
         settings=settings,
         extra_settings={
             "prompts": args.prompts,
@@ -204,6 +285,9 @@ def _audit(args: argparse.Namespace) -> int:
             "max_tokens": args.max_tokens,
             "temperature": args.temperature,
             "served_filter": bool(args.served),
+            "canary_registry": args.canaries,
+            "behaviour_references": list(refs),
+            "behaviour_probes": args.behaviour_probes,
         },
         commands=(command,),
     )
@@ -212,10 +296,18 @@ def _audit(args: argparse.Namespace) -> int:
         Path(args.html).write_text(report.to_html(), encoding="utf-8")
     if args.markdown:
         Path(args.markdown).write_text(report.to_markdown(), encoding="utf-8")
+    _print_summary(report, args.out)
+    return 1 if report.distilled else 0
+
+
+def _print_summary(report: Any, out: str) -> None:
+    con = report.conclusion
     print(
-        f"{report.verdict}: combined log10 p = {report.combined_log10_p_value:.2f} "
-        f"(alpha {report.alpha:g}); report {args.out}"
+        f"{'evidence of distillation' if report.distilled else 'no evidence of distillation'}: "
+        f"combined log10 p = {con.log10_p_value:.2f} (alpha {report.alpha:g}, {con.method}); report {out}"
     )
+    if report.verdict != "not run":
+        print(f"watermark: {report.verdict}, log10 p = {report.combined_log10_p_value:.2f}")
     if report.trace is not None:
         t = report.trace
         print(
@@ -223,22 +315,33 @@ def _audit(args: argparse.Namespace) -> int:
             + (f", named {list(t.named)}" if t.named else "")
             + (f", cannot separate {list(t.inseparable)}" if t.inseparable else "")
         )
-    return 1 if report.verdict == "radioactive" else 0
+    if report.canaries is not None:
+        c = report.canaries.result
+        print(
+            f"canaries: log10 p = {c.log10_p_value:.2f}, "
+            + (f"traced to account {c.traced_account}" if c.traced_account else "no account named")
+        )
+    if report.behaviour is not None:
+        b = report.behaviour.result
+        print(f"behaviour: log10 p = {b.log10_p_value:.2f}, {'descends' if b.descends else 'not shown'} "
+              f"({b.n_probes} probes, {b.n_references} references)")
 
 
 def register(subparsers: Any) -> None:
     """Add the ``audit`` sub-command."""
     p = subparsers.add_parser(
         "audit",
-        help="test a suspect model for our watermark (radioactivity), trace accounts, write a report",
-        description="Query a suspect (OpenAI-compatible endpoint, local model directory or a JSONL of "
-        "answers), test its answers for our watermark with an exact p-value, run null controls "
-        "under never-used keys, and write report.json (+ HTML/Markdown). Exit 1 when radioactive.",
+        help="test a suspect model for our watermark, canaries and behaviour; write one report",
+        description="Query a suspect (OpenAI-compatible endpoint, local model directory or JSONL files "
+        "of answers) and run every line of evidence whose input is given: watermark radioactivity "
+        "(--key; exact p-value, null controls under never-used keys), canaries (--canaries) and the "
+        "behavioural fingerprint (--behaviour-ours/--behaviour-refs). Writes report.json (+ HTML/"
+        "Markdown) with a p-value per line and a combined conclusion. Exit 1 when it shows distillation.",
     )
-    p.add_argument("--key", required=True, help="our watermark key file (mode 0600)")
+    p.add_argument("--key", help="our watermark key file (mode 0600): runs the watermark test")
     p.add_argument("--scheme", default="kgw", help="watermark scheme the key was used with (default kgw)")
     p.add_argument("--scheme-config", help="scheme settings as JSON, e.g. '{\"context_width\": 2}'")
-    who = p.add_mutually_exclusive_group(required=True)
+    who = p.add_mutually_exclusive_group()
     who.add_argument("--endpoint", help="suspect's OpenAI-compatible base URL, e.g. https://host/v1")
     who.add_argument("--model-dir", help="suspect's local transformers model directory")
     who.add_argument("--answers", help="JSONL of answers already collected: 'token_ids' or 'answer' text")
@@ -259,6 +362,25 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reading-texts", help="JSONL of our watermarked texts: token_ids (+ prompt_ids)")
     p.add_argument("--reading-statistic", choices=["mass", "top1"], default="mass")
     p.add_argument("--candidates", help="file of candidate accounts, one a line (payload schemes)")
+    p.add_argument("--canaries", metavar="REGISTRY", help="canary registry JSON (the gateway's file)")
+    p.add_argument(
+        "--canary-answers", help="offline: JSONL of the suspect's probe answers, {'alias', 'answer'} a line"
+    )
+    p.add_argument("--behaviour-ours", help="JSONL {'prompt', 'answer'}: our model's answers to the probes")
+    p.add_argument(
+        "--behaviour-refs",
+        nargs="+",
+        metavar="FILE",
+        help="reference models' answers, JSONL {'prompt', 'answer'} each; 'sharegpt' = ShareGPT's ChatGPT",
+    )
+    p.add_argument("--behaviour-answers", help="offline: JSONL of the suspect's answers to the probe prompts")
+    p.add_argument("--behaviour-probes", type=int, default=200, help="probe prompts used (default 200)")
+    p.add_argument(
+        "--combine",
+        choices=["bonferroni", "fisher"],
+        default="bonferroni",
+        help="how lines of evidence combine: bonferroni (default, any dependence) or fisher (independent)",
+    )
     p.add_argument("--alpha", type=float, default=1e-6, help="significance level (default 1e-6)")
     p.add_argument(
         "--controls", type=int, default=100, help="never-used keys for null controls (default 100)"

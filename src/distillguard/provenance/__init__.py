@@ -8,15 +8,19 @@
 - :mod:`~distillguard.provenance.tracing` — which accounts' outputs it learned from (Holm,
   step-down for collusion, "cannot separate" when the evidence cannot).
 - :mod:`~distillguard.provenance.controls` — the same audit under never-used keys.
-- :mod:`~distillguard.provenance.report` — typed report, JSON, Markdown and HTML.
+- :mod:`~distillguard.provenance.lines` — the canary and behavioural lines of evidence.
+- :mod:`~distillguard.provenance.report` — typed report (a section per line of evidence and a
+  combined conclusion), JSON, Markdown and HTML.
 - :mod:`~distillguard.provenance.audit` — all of the above from collected evidence in one call.
 
-Querying a suspect (HTTP, local models) lives in the CLI edge ``distillguard.commands.provenance``.
+Querying a suspect (HTTP, local models) lives in the edge modules ``suspects.py`` and ``probes.py``
+(registries, answer files, reference answers) and the CLI ``distillguard.commands.provenance``.
 """
 
 from distillguard.provenance._collect import ContextFilter
 from distillguard.provenance.audit import AuditSettings, run_audit
 from distillguard.provenance.controls import ControlsResult, fpr_upper_bound, null_controls
+from distillguard.provenance.lines import BehaviourLine, CanaryLine, behaviour_line, canary_line
 from distillguard.provenance.radioactivity import CurvePoint, RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingItem, ReadingResult, reading_test
 from distillguard.provenance.report import AuditReport, build_report, curve_svg
@@ -27,13 +31,17 @@ __all__ = [
     "AccountTrace",
     "AuditReport",
     "AuditSettings",
+    "BehaviourLine",
+    "CanaryLine",
     "ContextFilter",
     "ControlsResult",
     "CurvePoint",
     "RadioactivityResult",
     "ReadingItem",
     "ReadingResult",
+    "behaviour_line",
     "build_report",
+    "canary_line",
     "curve_svg",
     "decode_accounts",
     "fpr_upper_bound",

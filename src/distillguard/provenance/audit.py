@@ -2,7 +2,9 @@
 
 The CLI (``distillguard audit``) gathers the suspect's answers, our served outputs and, for an
 open model, its predictions; :func:`run_audit` turns them into an :class:`AuditReport`. The null
-controls re-run exactly the same procedure under never-used keys drawn from ``control_seed``.
+controls re-run exactly the same watermark procedure under never-used keys drawn from
+``control_seed``. The canary and behavioural lines (:mod:`distillguard.provenance.lines`) are
+computed by the caller and passed in; the report combines every line into one conclusion.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from distillguard.errors import ConfigError, InputError
 from distillguard.provenance._collect import ContextFilter, check_alpha
 from distillguard.provenance.controls import ControlsResult, null_controls
+from distillguard.provenance.lines import BehaviourLine, CanaryLine
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingItem, ReadingResult, reading_test
 from distillguard.provenance.report import AuditReport, build_report
@@ -37,6 +40,8 @@ class AuditSettings:
         control_seed: seed of the control keys (reproducible controls).
         curve_points: points of the p-value-vs-queries curve.
         reading_statistic: ``"mass"`` or ``"top1"``.
+        combine: how the lines of evidence are combined: ``"bonferroni"`` (valid under any
+            dependence) or ``"fisher"`` (assumes independent lines).
     """
 
     alpha: float = 1e-6
@@ -45,9 +50,14 @@ class AuditSettings:
     control_seed: int = 0
     curve_points: int = 24
     reading_statistic: str = "mass"
+    combine: str = "bonferroni"
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
+        if self.combine not in ("bonferroni", "fisher"):
+            raise ConfigError(
+                f"The 'combine' parameter must be 'bonferroni' or 'fisher'. Got {self.combine!r} instead."
+            )
         if isinstance(self.n_controls, bool) or not isinstance(self.n_controls, int) or self.n_controls < 0:
             raise ConfigError(
                 f"The 'n_controls' parameter must be an int ≥ 0. Got {self.n_controls!r} instead."
@@ -59,13 +69,15 @@ def _rebuild(scheme: WatermarkScheme, key: SecretKey) -> WatermarkScheme:
 
 
 def run_audit(
-    scheme: WatermarkScheme,
+    scheme: WatermarkScheme | None,
     *,
     suspect: str,
     answers: Sequence[np.ndarray] | None = None,
     served: Sequence[np.ndarray] | None = None,
     reading_items: Sequence[ReadingItem] | None = None,
     candidates: Sequence[int | str] | None = None,
+    canaries: CanaryLine | None = None,
+    behaviour: BehaviourLine | None = None,
     settings: AuditSettings | None = None,
     extra_settings: dict[str, object] | None = None,
     commands: tuple[str, ...] = (),
@@ -73,17 +85,29 @@ def run_audit(
     """Run every test the evidence allows, the null controls, and build the report.
 
     Args:
-        scheme: our scheme and key(s).
+        scheme: our scheme and key(s), or None for an audit without the watermark line.
         suspect: a name for the report (URL, directory, file; never a secret).
         answers: the suspect's answers as token ids (black-box test, tracing).
         served: our served outputs as token ids (the context filter), optional.
         reading_items: the suspect's predictions on our texts (open-model test), optional.
         candidates: accounts for tracing (payload-mode schemes only), optional.
+        canaries: the canary line (:func:`~distillguard.provenance.lines.canary_line`), optional.
+        behaviour: the behavioural line (:func:`~distillguard.provenance.lines.behaviour_line`),
+            optional.
 
     Raises:
-        InputError: neither answers nor reading items were given.
+        InputError: a scheme without answers or reading items, or no line of evidence at all.
     """
     cfg = settings or AuditSettings()
+    if scheme is None:
+        if canaries is None and behaviour is None:
+            raise InputError("An audit needs at least one line of evidence: a watermark scheme, "
+                             "canaries or the behavioural test.")
+        return build_report(
+            suspect=suspect, scheme=None, key_id=None, alpha=cfg.alpha, canaries=canaries,
+            behaviour=behaviour, combine=cfg.combine, settings={**asdict(cfg), **(extra_settings or {})},
+            commands=commands,
+        )
     if not answers and not reading_items:
         raise InputError("An audit needs the suspect's answers, its predictions on our texts, or both.")
     width = int(scheme.config.context_width)  # type: ignore[attr-defined]
@@ -145,6 +169,9 @@ def run_audit(
         reading=reading,
         trace=trace,
         controls=controls,
+        canaries=canaries,
+        behaviour=behaviour,
+        combine=cfg.combine,
         settings=settings_doc,
         commands=commands,
     )

@@ -1,8 +1,11 @@
 """The audit report: one typed object, rendered as JSON for machines and Markdown/HTML for people.
 
-The report carries the verdict, every test with its null hypothesis, the p-value as queries
-accumulate (an inline SVG plot, no plotting library), the null controls, the settings and the
-commands that reproduce the audit. It names the key only by its public ``key_id``.
+The report has one section per line of evidence — watermark radioactivity, canaries, behavioural
+fingerprint — each with its own p-value, and a combined conclusion that states the assumption it
+rests on (:mod:`distillguard.fingerprint.combine`). The watermark section carries every test with
+its null hypothesis, the p-value as queries accumulate (an inline SVG plot, no plotting library)
+and the null controls; then the settings and the commands that reproduce the audit. Keys are
+named only by their public ``key_id``.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from distillguard.fingerprint.combine import Evidence, combine_evidence
+from distillguard.errors import InputError
+from distillguard.fingerprint.canaries import CanaryResult
+from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
 from distillguard.provenance.controls import ControlsResult
+from distillguard.provenance.lines import BehaviourLine, CanaryLine
 from distillguard.provenance.radioactivity import CurvePoint, RadioactivityResult
 from distillguard.provenance.reading import ReadingResult
 from distillguard.provenance.tracing import AccountTrace
@@ -24,13 +30,18 @@ __all__ = ["AuditReport", "build_report", "curve_svg"]
 
 @dataclass(frozen=True)
 class AuditReport:
-    """Everything an audit found, ready to render."""
+    """Everything an audit found, ready to render.
+
+    ``verdict``, ``combined_log10_p_value`` and ``combination`` describe the watermark line
+    (black-box and reading tests); ``conclusion`` combines every line that was run and
+    ``distilled`` is its decision at ``alpha``.
+    """
 
     suspect: str
-    key_id: str
-    scheme: str
+    key_id: str | None  # the watermark key's public id (None: no watermark line)
+    scheme: str | None
     alpha: float
-    verdict: str  # "radioactive" | "not radioactive" | "inconclusive"
+    verdict: str  # watermark: "radioactive" | "not radioactive" | "inconclusive" | "not run"
     combined_log10_p_value: float
     combination: str
     radioactivity: RadioactivityResult | None
@@ -40,6 +51,10 @@ class AuditReport:
     settings: dict[str, Any] = field(default_factory=dict)
     commands: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    canaries: CanaryLine | None = None
+    behaviour: BehaviourLine | None = None
+    conclusion: CombinedEvidence | None = None
+    distilled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``-inf`` log p-values become the string "-inf")."""
@@ -71,35 +86,48 @@ def _finite(x: Any) -> Any:
 def build_report(
     *,
     suspect: str,
-    scheme: str,
-    key_id: str,
+    scheme: str | None,
+    key_id: str | None,
     alpha: float,
     radioactivity: RadioactivityResult | None = None,
     reading: ReadingResult | None = None,
     trace: AccountTrace | None = None,
     controls: ControlsResult | None = None,
+    canaries: CanaryLine | None = None,
+    behaviour: BehaviourLine | None = None,
+    combine: str = "bonferroni",
     settings: dict[str, Any] | None = None,
     commands: tuple[str, ...] = (),
 ) -> AuditReport:
-    """Assemble the report and its verdict.
+    """Assemble the report, the watermark verdict and the combined conclusion.
 
     The radioactivity and reading tests look at the same watermark, so they are *not*
     independent: they are combined with the Bonferroni-adjusted minimum, valid under any
-    dependence. The verdict is "inconclusive" when the null controls failed (the procedure, not
-    the suspect, is then in question) or when too few tuples were scored.
+    dependence. The watermark verdict is "inconclusive" when the null controls failed (the
+    procedure, not the suspect, is then in question) or when too few tuples were scored; an
+    inconclusive watermark line enters the conclusion with p = 1.
+
+    The conclusion combines the lines that were run (watermark, canaries, behaviour) with
+    ``combine``: "bonferroni" (default; valid under any dependence — a student that copied our
+    outputs carries all three for the same reason, so nothing is counted twice) or "fisher"
+    (only if the lines are independent; the report says so).
+
+    Raises:
+        InputError: no line of evidence at all.
+        ConfigError: unknown ``combine`` method.
     """
-    lines = []
+    wm_lines = []
     if radioactivity is not None:
-        lines.append(Evidence("radioactivity (black-box)", radioactivity.log10_p_value * math.log(10)))
+        wm_lines.append(Evidence("radioactivity (black-box)", radioactivity.log10_p_value * math.log(10)))
     if reading is not None:
-        lines.append(Evidence("reading (open model)", reading.log10_p_value * math.log(10)))
+        wm_lines.append(Evidence("reading (open model)", reading.log10_p_value * math.log(10)))
     notes: list[str] = []
-    if lines:
-        comb = combine_evidence(lines, alpha=alpha, method="bonferroni")
+    if wm_lines:
+        comb = combine_evidence(wm_lines, alpha=alpha, method="bonferroni")
         log10_p, method = comb.log10_p_value, comb.assumption
+        verdict = "radioactive" if log10_p <= math.log10(alpha) else "not radioactive"
     else:
-        log10_p, method = 0.0, "no test run"
-    verdict = "radioactive" if lines and log10_p <= math.log10(alpha) else "not radioactive"
+        log10_p, method, verdict = 0.0, "no test run", "not run"
     if controls is not None and not controls.passed:
         verdict = "inconclusive"
         notes.append("Null controls failed: p-values under never-used keys were too often small.")
@@ -113,6 +141,33 @@ def build_report(
         )
     if radioactivity is not None and not radioactivity.dedup:
         notes.append("Dedup was off: the p-value is not valid for a suspect that repeats itself.")
+    lines: list[Evidence] = []
+    if wm_lines:
+        if verdict == "inconclusive":
+            notes.append("The watermark line is inconclusive and enters the conclusion with p = 1.")
+        lines.append(Evidence(
+            "watermark radioactivity",
+            0.0 if verdict == "inconclusive" else log10_p * math.log(10),
+            f"key id {key_id}; {verdict}",
+        ))
+    if canaries is not None:
+        c = canaries.result
+        lines.append(Evidence(
+            "canaries",
+            c.log10_p_value * math.log(10),
+            f"key id {canaries.key_id}; best account {next(iter(_ranked(c)), '–')}"
+            + (f", traced to {c.traced_account}" if c.traced_account else ", no account named"),
+        ))
+    if behaviour is not None:
+        b = behaviour.result
+        lines.append(Evidence(
+            "behavioural fingerprint",
+            b.log10_p_value * math.log(10),
+            f"{b.n_probes} probes vs {b.n_references} reference model(s)",
+        ))
+    if not lines:
+        raise InputError("An audit report needs at least one line of evidence.")
+    conclusion = combine_evidence(lines, alpha=alpha, method=combine)
     return AuditReport(
         suspect=suspect,
         key_id=key_id,
@@ -128,7 +183,16 @@ def build_report(
         settings=dict(settings or {}),
         commands=commands,
         notes=tuple(notes),
+        canaries=canaries,
+        behaviour=behaviour,
+        conclusion=conclusion,
+        distilled=conclusion.conclusion,
     )
+
+
+def _ranked(c: CanaryResult) -> list[str]:
+    """Accounts by Holm-corrected p-value, best first."""
+    return sorted(c.per_account, key=lambda a: float(c.per_account[a].get("log10_p_holm", 0.0)))
 
 
 def curve_svg(curve: tuple[CurvePoint, ...], *, alpha: float, width: int = 560, height: int = 260) -> str:
@@ -214,20 +278,95 @@ def _rows(r: AuditReport) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def _markdown(r: AuditReport) -> str:
-    lines = [
-        "# Distillation audit",
+def _conclusion_text(r: AuditReport) -> str:
+    return "evidence of distillation" if r.distilled else "no evidence of distillation"
+
+
+def _summary_rows(r: AuditReport) -> list[tuple[str, str, str]]:
+    if r.conclusion is None:
+        return []
+    return [(e.name, _fmt_p(e.log_p_value / math.log(10)), e.detail) for e in r.conclusion.lines]
+
+
+def _canary_md(c: CanaryLine) -> list[str]:
+    x = c.result
+    out = [
         "",
-        f"**Verdict: {r.verdict}** — combined p = {_fmt_p(r.combined_log10_p_value)} at α = {r.alpha:g} "
-        f"({r.combination}).",
+        "## Canaries",
         "",
-        f"- Suspect: `{r.suspect}`",
-        f"- Scheme: `{r.scheme}`, key id `{r.key_id}` (the key itself is never written)",
+        f"**p = {_fmt_p(x.log10_p_value)}** (best account, Holm-corrected over "
+        f"{len(x.per_account)} account(s)); "
+        + (f"traced to account `{x.traced_account}`." if x.traced_account else "no account named."),
         "",
-        "| test | p-value | data | method |",
-        "|---|---|---|---|",
+        f"- Registry key id `{c.key_id}`; {c.n_canaries} canaries probed with {c.n_prompts} distinct "
+        f"questions; decoys reproduced: {x.decoy_hits} of {x.decoys}.",
+        f"- Method: {x.method}.",
+        "- Null hypothesis: the suspect did not learn the account's canaries (its canaries and the "
+        "never-served decoys are exchangeable).",
+        "",
+        "| account | canaries reproduced | p (Holm) |",
+        "|---|---|---|",
     ]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(r)]
+    for a in _ranked(x)[:10]:
+        row = x.per_account[a]
+        out.append(f"| `{a}` | {row['hits']} of {row['canaries']} | "
+                   f"{_fmt_p(float(row.get('log10_p_holm', 0.0)))} |")
+    return out
+
+
+def _behaviour_md(b: BehaviourLine) -> list[str]:
+    x = b.result
+    out = [
+        "",
+        "## Behavioural fingerprint",
+        "",
+        f"**p = {_fmt_p(x.log10_p_value)}** — "
+        + ("closer to our model than the references allow by chance" if x.descends
+           else "not shown to be closer to our model than to the references")
+        + f" (α = {x.alpha:g}).",
+        "",
+        f"- {x.n_probes} probe prompts; references: {', '.join(f'`{n}`' for n in b.references)}.",
+        f"- Statistic: {x.statistic} (reference answers at least as close as ours, summed over "
+        f"probes); {x.expected_under_null:g} expected under the null.",
+        f"- Assumptions: {x.assumptions}.",
+    ]
+    if b.signal_prompts:
+        out += ["", "Probes that carried the signal:", ""]
+        out += [f"- {p[:120]!r}" for p in b.signal_prompts]
+    return out
+
+
+def _markdown(r: AuditReport) -> str:
+    lines = ["# Distillation audit", ""]
+    if r.conclusion is not None:
+        con = r.conclusion
+        lines += [
+            f"**Conclusion: {_conclusion_text(r)}** — combined p = {_fmt_p(con.log10_p_value)} at "
+            f"α = {r.alpha:g}.",
+            "",
+            f"Combination: {con.method} — {con.assumption}.",
+            "",
+            "| line of evidence | p-value | detail |",
+            "|---|---|---|",
+            *[f"| {a} | {b} | {d} |" for a, b, d in _summary_rows(r)],
+            "",
+        ]
+    lines += [f"- Suspect: `{r.suspect}`", ""]
+    if r.verdict == "not run":
+        lines += ["## Watermark radioactivity", "", "Not run (no watermark key given)."]
+    else:
+        lines += [
+            "## Watermark radioactivity",
+            "",
+            f"**Verdict: {r.verdict}** — combined p = {_fmt_p(r.combined_log10_p_value)} at α = {r.alpha:g} "
+            f"({r.combination}).",
+            "",
+            f"- Scheme: `{r.scheme}`, key id `{r.key_id}` (the key itself is never written)",
+            "",
+            "| test | p-value | data | method |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(r)]
     if r.radioactivity is not None:
         lines += [
             "",
@@ -272,6 +411,10 @@ def _markdown(r: AuditReport) -> str:
             )
             + f"; smallest p = {_fmt_p(c.min_log10_p_value)}. **{'passed' if c.passed else 'FAILED'}**.",
         ]
+    if r.canaries is not None:
+        lines += _canary_md(r.canaries)
+    if r.behaviour is not None:
+        lines += _behaviour_md(r.behaviour)
     if r.notes:
         lines += ["", "### Notes", ""] + [f"- {n}" for n in r.notes]
     lines += ["", "### Settings", "", "```json", json.dumps(r.settings, indent=1, default=str), "```"]
@@ -280,25 +423,71 @@ def _markdown(r: AuditReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    esc = html.escape
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
 def _html(r: AuditReport) -> str:
     esc = html.escape
-    rows = "".join(
-        f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td><td>{esc(d)}</td></tr>"
-        for a, b, c, d in _rows(r)
-    )
-    plot = curve_svg(r.radioactivity.curve, alpha=r.alpha) if r.radioactivity is not None else ""
-    md = esc(r.to_markdown())
-    color = {"radioactive": "#a11", "not radioactive": "#161", "inconclusive": "#a60"}[r.verdict]
+    parts = ["<h1>Distillation audit</h1>"]
+    if r.conclusion is not None:
+        color = "#a11" if r.distilled else "#161"
+        parts += [
+            f"<p style='font-size:1.4em;color:{color}'><b>{esc(_conclusion_text(r))}</b> — combined p = "
+            f"{esc(_fmt_p(r.conclusion.log10_p_value))} at α = {r.alpha:g}</p>",
+            f"<p>Combination: {esc(r.conclusion.method)} — {esc(r.conclusion.assumption)}.</p>",
+            _table(("line of evidence", "p-value", "detail"), list(_summary_rows(r))),
+        ]
+    parts.append(f"<p>Suspect <code>{esc(r.suspect)}</code>.</p><h2>Watermark radioactivity</h2>")
+    if r.verdict == "not run":
+        parts.append("<p>Not run (no watermark key given).</p>")
+    else:
+        color = {"radioactive": "#a11", "not radioactive": "#161", "inconclusive": "#a60"}[r.verdict]
+        plot = curve_svg(r.radioactivity.curve, alpha=r.alpha) if r.radioactivity is not None else ""
+        parts += [
+            f"<p style='color:{color}'><b>{esc(r.verdict)}</b> — p = "
+            f"{esc(_fmt_p(r.combined_log10_p_value))}; scheme <code>{esc(str(r.scheme))}</code>; key id "
+            f"<code>{esc(str(r.key_id))}</code>.</p>",
+            _table(("test", "p-value", "data", "method"), list(_rows(r))),
+            f"<h3>p-value as queries accumulate</h3>{plot}",
+        ]
+    if r.canaries is not None:
+        x = r.canaries.result
+        parts += [
+            "<h2>Canaries</h2>",
+            f"<p><b>p = {esc(_fmt_p(x.log10_p_value))}</b>; "
+            + (f"traced to account <code>{esc(x.traced_account)}</code>" if x.traced_account
+               else "no account named")
+            + f"; registry key id <code>{esc(r.canaries.key_id)}</code>; decoys reproduced "
+            f"{x.decoy_hits} of {x.decoys}.</p>",
+            _table(("account", "canaries reproduced", "p (Holm)"), [
+                (a, f"{x.per_account[a]['hits']} of {x.per_account[a]['canaries']}",
+                 _fmt_p(float(x.per_account[a].get("log10_p_holm", 0.0))))
+                for a in _ranked(x)[:10]
+            ]),
+        ]
+    if r.behaviour is not None:
+        b = r.behaviour.result
+        parts += [
+            "<h2>Behavioural fingerprint</h2>",
+            f"<p><b>p = {esc(_fmt_p(b.log10_p_value))}</b> from {b.n_probes} probes against "
+            f"{b.n_references} reference model(s): "
+            f"{'descends from our model' if b.descends else 'not shown to descend'}. "
+            f"Assumptions: {esc(b.assumptions)}.</p>",
+        ]
+        if r.behaviour.signal_prompts:
+            parts.append("<p>Probes that carried the signal:</p><ul>"
+                         + "".join(f"<li>{esc(q[:160])}</li>" for q in r.behaviour.signal_prompts)
+                         + "</ul>")
+    parts.append(f"<h2>Full report</h2><pre>{esc(r.to_markdown())}</pre>")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>distillguard audit</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
         "pre{background:#f6f6f6;padding:1em;overflow-x:auto}</style></head><body>"
-        f"<h1>Distillation audit</h1><p style='font-size:1.4em;color:{color}'><b>{esc(r.verdict)}</b> — "
-        f"combined p = {esc(_fmt_p(r.combined_log10_p_value))} at α = {r.alpha:g}</p>"
-        f"<p>Suspect <code>{esc(r.suspect)}</code>; scheme <code>{esc(r.scheme)}</code>; key id "
-        f"<code>{esc(r.key_id)}</code>.</p>"
-        f"<table><tr><th>test</th><th>p-value</th><th>data</th><th>method</th></tr>{rows}</table>"
-        f"<h2>p-value as queries accumulate</h2>{plot}"
-        f"<h2>Full report</h2><pre>{md}</pre></body></html>\n"
+        + "".join(parts)
+        + "</body></html>\n"
     )

@@ -1,0 +1,140 @@
+"""The two fingerprint lines of evidence of an audit, next to the watermark (pure; no I/O).
+
+- :func:`canary_line` — the suspect's answers to the canary probes (served and decoy canaries)
+  run through :func:`~distillguard.fingerprint.canaries.canary_test`: which account's canaries
+  surfaced, with a Holm-corrected exact p-value.
+- :func:`behaviour_line` — the suspect's answers to probe prompts compared with ours and with
+  reference models' answers to the same prompts: the exact rank test of
+  :func:`~distillguard.fingerprint.behavioural.behavioural_test`, plus the prompts that carried
+  the signal.
+
+The report combines these with the watermark line (:func:`~distillguard.provenance.report.build_report`).
+Collecting the answers (HTTP, model directories, files) is the CLI's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+from distillguard.errors import InputError
+from distillguard.fingerprint.behavioural import BehaviouralResult, behavioural_test, similarity_table
+from distillguard.fingerprint.canaries import CanaryResult, CanarySet, canary_test
+from distillguard.provenance._collect import check_alpha
+
+__all__ = ["BehaviourLine", "CanaryLine", "behaviour_line", "canary_line", "canary_prompts"]
+
+
+@dataclass(frozen=True)
+class CanaryLine:
+    """The canary line of evidence.
+
+    Attributes:
+        key_id: the public id of the key the canaries were derived from (never the key).
+        n_canaries: canaries the suspect was probed about (served and decoy).
+        n_prompts: distinct probe questions sent (canaries of different accounts can share a
+            concept, hence a question).
+        result: the exact test, per account and for the best one.
+    """
+
+    key_id: str
+    n_canaries: int
+    n_prompts: int
+    result: CanaryResult
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BehaviourLine:
+    """The behavioural line of evidence.
+
+    Attributes:
+        references: names of the reference models (file names, ``sharegpt``), never secrets.
+        result: the exact rank test.
+        signal_prompts: the probe prompts of ``result.top_probes`` (where the suspect sided with
+            our model by the largest margin), in the same order.
+    """
+
+    references: tuple[str, ...]
+    result: BehaviouralResult
+    signal_prompts: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def canary_prompts(registry: CanarySet) -> list[str]:
+    """The distinct probe questions to send, in :meth:`CanarySet.probes` order (served and decoy
+    canaries interleaved, so the suspect cannot tell them apart by position)."""
+    return list(dict.fromkeys(p for _, p in registry.probes()))
+
+
+def canary_line(
+    registry: CanarySet,
+    answers: Mapping[str, str],
+    *,
+    alpha: float = 1e-6,
+) -> CanaryLine:
+    """Test the suspect's answers to the canary probes.
+
+    Args:
+        registry: the canary registry (served canaries per account plus decoys).
+        answers: alias → the suspect's answer to that canary's probe question. Aliases the
+            suspect was not asked about are left out of the test.
+        alpha: significance level for naming an account.
+
+    Raises:
+        InputError: no answer to any decoy probe (the suspect's chance rate is then unknown),
+            or ``answers`` names no canary of the registry.
+        ConfigError: alpha outside (0, 1).
+    """
+    check_alpha(alpha)
+    known = {c.alias for c in registry.canaries}
+    asked = {a: t for a, t in answers.items() if a in known}
+    if not asked:
+        raise InputError(
+            f"None of the {len(answers)} canary answers names an alias of registry {registry.key_id!r}: "
+            "answers and registry do not belong together."
+        )
+    result = canary_test(registry, asked, alpha=alpha)
+    prompts = {c.probe() for c in registry.canaries if c.alias in asked}
+    return CanaryLine(key_id=registry.key_id, n_canaries=len(asked), n_prompts=len(prompts), result=result)
+
+
+def behaviour_line(
+    prompts: Sequence[str],
+    suspect: Sequence[str],
+    ours: Sequence[str],
+    references: Mapping[str, Sequence[str]],
+    *,
+    alpha: float = 1e-6,
+    top: int = 10,
+) -> BehaviourLine:
+    """Run the behavioural test on answers to the same probe prompts.
+
+    Args:
+        prompts: the probe prompts, in order.
+        suspect, ours: one answer per prompt from the suspect and from our model.
+        references: reference-model name → one answer per prompt.
+        alpha: significance level of the verdict.
+        top: how many signal-carrying prompts to report.
+
+    Raises:
+        InputError: no references, or an answer list of the wrong length.
+        ConfigError: alpha outside (0, 1).
+    """
+    check_alpha(alpha)
+    if not references:
+        raise InputError("The behavioural test needs at least one reference model's answers.")
+    names = tuple(references)
+    if len(prompts) != len(suspect):
+        raise InputError(f"Got {len(suspect)} suspect answers for {len(prompts)} probe prompts.")
+    sim_ours, sim_refs = similarity_table(suspect, ours, [references[n] for n in names])
+    result = behavioural_test(sim_ours, sim_refs, alpha=alpha, top=top)
+    return BehaviourLine(
+        references=names,
+        result=result,
+        signal_prompts=tuple(prompts[i] for i in result.top_probes),
+    )

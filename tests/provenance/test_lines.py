@@ -1,0 +1,90 @@
+"""The canary and behavioural lines, their reference inputs, and how the report combines lines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from distillguard.data.corpora import Conversation
+from distillguard.errors import ConfigError, InputError
+from distillguard.fingerprint.canaries import CanaryConfig, make_canaries
+from distillguard.provenance import build_report, radioactivity_test
+from distillguard.provenance.lines import behaviour_line, canary_line, canary_prompts
+from distillguard.provenance.probes import behaviour_prompts, sharegpt_answers
+from distillguard.watermark import SecretKey
+
+from .conftest import VOCAB, build, distilled_student
+
+CONCEPTS = [f"concept {i}" for i in range(60)]
+
+
+@pytest.fixture
+def registry():
+    return make_canaries(b"k" * 32, "kid", ["a1", "a2"], CONCEPTS, CanaryConfig(per_account=20, decoys=60))
+
+
+def test_canary_line_counts_distinct_questions_and_rejects_foreign_answers(registry) -> None:
+    questions = canary_prompts(registry)
+    assert len(questions) == len(set(questions)) == len({c.concept for c in registry.canaries})
+    answers = {c.alias: (c.alias if c.label == "a2" else "no idea") for c in registry.canaries}
+    line = canary_line(registry, answers, alpha=1e-6)
+    assert line.result.traced_account == "a2" and line.n_canaries == 100
+    assert line.n_prompts == len(questions) and line.key_id == "kid"
+    with pytest.raises(InputError, match="do not belong together"):
+        canary_line(registry, {"Notanalias": "x"})
+    with pytest.raises(ConfigError):
+        canary_line(registry, answers, alpha=0.0)
+
+
+def test_behaviour_line_reports_signal_prompts_and_checks_lengths() -> None:
+    prompts = [f"p{i}" for i in range(30)]
+    ours = [f"answer number {i} about things" for i in range(30)]
+    refs = {"r1": [f"unrelated text {i * 7}" for i in range(30)], "r2": ["zzz"] * 30}
+    line = behaviour_line(prompts, ours, ours, refs, alpha=1e-6, top=3)
+    assert line.result.descends and line.references == ("r1", "r2")
+    assert len(line.signal_prompts) == 3 and set(line.signal_prompts) <= set(prompts)
+    with pytest.raises(InputError, match="reference"):
+        behaviour_line(prompts, ours, ours, {})
+    with pytest.raises(InputError, match="suspect answers"):
+        behaviour_line(prompts[:-1], ours, ours, refs)
+
+
+def test_sharegpt_reference_and_probe_selection() -> None:
+    convs = [
+        Conversation("1", (("human", "hi"), ("gpt", "hello"))),
+        Conversation("2", (("gpt", "orphan"),)),
+        Conversation("3", (("human", "what is 2+2"), ("gpt", "4"), ("human", "hi"), ("gpt", "x"))),
+        Conversation("4", (("human", "hi"), ("gpt", "second"))),
+    ]
+    got = sharegpt_answers(["hi", "what is 2+2", "never asked"], convs)
+    assert got == {"hi": "hello", "what is 2+2": "4"}
+    ours = {"hi": "a", "never asked": "b", "what is 2+2": "c"}
+    assert behaviour_prompts(ours, [got], 10) == ["hi", "what is 2+2"]
+    assert behaviour_prompts(ours, [got], 1) == ["hi"]
+    with pytest.raises(InputError):
+        behaviour_prompts({"x": "y"}, [got], 10)
+
+
+def test_report_combines_watermark_and_canaries_without_double_counting(
+    key: SecretKey, teacher, rng, registry
+) -> None:
+    scheme = build("kgw", key)
+    answers = list(distilled_student(teacher, scheme, rng).generate(rng.integers(0, VOCAB, (40, 2)), 80, rng))
+    radio = radioactivity_test(scheme, answers)
+    clean = canary_line(registry, {c.alias: "no idea" for c in registry.canaries})
+    rep = build_report(suspect="s", scheme="kgw", key_id=key.key_id, alpha=1e-6,
+                       radioactivity=radio, canaries=clean)
+    assert rep.verdict == "radioactive" and rep.distilled
+    con = rep.conclusion
+    assert con is not None and [e.name for e in con.lines] == ["watermark radioactivity", "canaries"]
+    # two lines, Bonferroni: twice the watermark's p, however strong the other line
+    assert con.log10_p_value == pytest.approx(radio.log10_p_value + math.log10(2))
+    assert "any dependence" in rep.to_markdown() and "any dependence" in rep.to_html()
+    fisher = build_report(suspect="s", scheme="kgw", key_id=key.key_id, alpha=1e-6,
+                          radioactivity=radio, canaries=clean, combine="fisher")
+    assert fisher.conclusion is not None and "independent" in fisher.conclusion.assumption
+    with pytest.raises(InputError):
+        build_report(suspect="s", scheme=None, key_id=None, alpha=1e-6)
+    assert np.isfinite(con.log10_p_value)
