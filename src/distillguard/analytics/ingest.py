@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from distillguard.analytics.jsonl_fast import staged_prompt
-from distillguard.analytics.log_record import LogRecord, Rejection, loads_text, validate_record
+from distillguard.analytics.log_record import LogRecord, Rejection, loads_line, loads_text, validate_record
 from distillguard.errors import InputError
 
-__all__ = ["STAGED_SCHEMA_FIELDS", "IngestResult", "ingest"]
+__all__ = ["STAGED_SCHEMA_FIELDS", "IngestResult", "ingest", "iter_log", "iter_records"]
 
 STAGED_SCHEMA_FIELDS: tuple[tuple[str, str], ...] = (
     ("ts", "float64"),
@@ -166,7 +166,11 @@ def _iter_postgres(url: str) -> Iterator[tuple[str, LogRecord | Rejection, bytes
         from distillguard.errors import missing_extra
 
         raise missing_extra("psycopg", "gateway") from exc
-    with psycopg.connect(url, row_factory=dict_row) as con, con.cursor(name="dg_scan") as cur:
+    try:
+        con = psycopg.connect(url, row_factory=dict_row, connect_timeout=5)
+    except psycopg.Error as exc:
+        raise InputError(f"Cannot connect to the PostgreSQL log: {exc}") from None
+    with con, con.cursor(name="dg_scan") as cur:
         cur.execute("SELECT * FROM request_log")
         yield from _iter_rows(iter(cur), "postgresql")
 
@@ -185,6 +189,37 @@ def _source(spec: str) -> Iterator[tuple[str, LogRecord | Rejection, bytes]] | P
     if path.suffix == ".parquet":
         return _iter_parquet(path)
     return path  # JSONL: the chunked SQL fast path
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[str, LogRecord | Rejection, bytes]]:
+    # Line by line: the simple reader for callers that want records, not the staged fast path.
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for i, line in enumerate(fh, 1):
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield f"{path}:{i}", loads_line(line), line
+
+
+def iter_log(spec: str) -> Iterator[tuple[str, LogRecord | Rejection, bytes]]:
+    """Yield ``(where, record or rejection, raw line)`` for every row of one log source (a
+    JSONL(.gz) or Parquet path, or a ``sqlite:///`` / ``postgresql://`` URL), validated exactly
+    as :func:`ingest` validates it.
+
+    Raises:
+        InputError: the path does not exist, or the database cannot be read.
+    """
+    src = _source(spec)
+    return _iter_jsonl(src) if isinstance(src, Path) else src
+
+
+def iter_records(sources: list[str]) -> Iterator[LogRecord]:
+    """Yield the valid records of several log sources; rejected rows are skipped (``scan`` is
+    where they are quarantined and counted)."""
+    for spec in sources:
+        for _, rec, _ in iter_log(spec):
+            if isinstance(rec, LogRecord):
+                yield rec
 
 
 class _Sink:
