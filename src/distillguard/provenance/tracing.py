@@ -115,7 +115,9 @@ class _Evidence:
             self.mat = np.bincount(chunk * r + color, minlength=L * r).reshape(L, r).astype(np.float64)
             self.u = None
         else:
-            assert isinstance(scheme, Gumbel)
+            if not isinstance(scheme, Gumbel):
+                raise ConfigError(
+                    f"Tracing supports the kgw and gumbel schemes. Got {type(scheme).__name__} instead.")
             uu = scheme._uniforms(key, ts.tuples, r) if ts.tuples.n else np.zeros((0, r))
             e = -np.log1p(-uu)
             self.mat = np.stack([np.bincount(chunk, weights=e[:, c], minlength=L) for c in range(r)], axis=1)

@@ -14,7 +14,7 @@ from distillguard import stats
 from distillguard.errors import ConfigError, InputError
 from distillguard.watermark.base import Detection, PayloadEstimate, Span, WatermarkScheme
 from distillguard.watermark.keys import KeyRing, SecretKey, as_keyring
-from distillguard.watermark.payload import PayloadCodec
+from distillguard.watermark.payload import PayloadCodec, TraceEvidence, TraceResult, trace_result
 
 __all__ = ["KeyedScheme", "check_int", "check_real"]
 
@@ -109,6 +109,50 @@ class KeyedScheme(WatermarkScheme):
         if top_k and top_k < vocab:
             return np.argpartition(scores, vocab - top_k, axis=1)[:, vocab - top_k :]
         return np.broadcast_to(np.arange(vocab), (batch, vocab))
+
+    # -- tracing --------------------------------------------------------------------------
+    def trace(
+        self,
+        token_ids: Sequence[int] | np.ndarray,
+        candidates: Sequence[int | str],
+        *,
+        alpha: float = 1e-6,
+        dedup: bool = True,
+    ) -> TraceResult:
+        """Which candidate account (ids or account names) the text carries, if any.
+
+        Each key of the ring gives its evidence (:meth:`_trace_key`: the scheme's exact
+        per-candidate test and a sign test against the runner-up); the best key's p-value is
+        Bonferroni-corrected over candidates × keys. ``separated`` says whether the best
+        candidate beats the runner-up at ``alpha``.
+
+        Raises:
+            ConfigError: the scheme has no payload (``payload_bits=0``), or bad ``alpha``.
+            InputError: bad token ids or candidates.
+        """
+        from distillguard.watermark._tuples import as_token_array
+
+        if not self.payload_mode:
+            raise ConfigError(f"trace() needs a payload-mode {type(self).__name__} (payload_bits ≥ 32).")
+        check_real("trace", "alpha", alpha, 0.0, 1.0)
+        ids = as_token_array(token_ids)
+        n_tests = len(candidates) * len(self.keyring)
+        best: TraceResult | None = None
+        for key in self.keyring:
+            ev = self._trace_key(key, ids, candidates, dedup)
+            enough = ev.n_scored >= self.config.min_scored
+            res = trace_result(key.key_id, candidates, ev, n_tests, alpha, enough)
+            if best is None or res.log10_p_value < best.log10_p_value:
+                best = res
+        if best is None:  # pragma: no cover - a KeyRing is never empty
+            raise ConfigError("No keys to trace with.")
+        return best
+
+    @abc.abstractmethod
+    def _trace_key(
+        self, key: SecretKey, ids: np.ndarray, candidates: Sequence[int | str], dedup: bool
+    ) -> TraceEvidence:
+        """One key's uncorrected tracing evidence for :meth:`trace`."""
 
     # -- detection ------------------------------------------------------------------------
     def detect(

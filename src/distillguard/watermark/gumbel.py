@@ -42,19 +42,17 @@ import numpy as np
 
 from distillguard import stats
 from distillguard.errors import ConfigError
-from distillguard.watermark._common import KeyedScheme, check_int, check_real
+from distillguard.watermark._common import KeyedScheme, check_int
 from distillguard.watermark._tuples import (
     ScoredTuples,
-    as_token_array,
     as_token_matrix,
     generation_contexts,
     score_tuples,
 )
 from distillguard.watermark.base import Detection, schemes
 from distillguard.watermark.keys import SecretKey
-from distillguard.watermark.kgw import _trace_result
 from distillguard.watermark.localize import find_spans
-from distillguard.watermark.payload import TraceResult, best_two, candidate_ids, decode_groups
+from distillguard.watermark.payload import TraceEvidence, best_two, candidate_ids, decode_groups
 from distillguard.watermark.prf import bucket, pair_prf, to_uniform
 
 __all__ = ["Gumbel", "GumbelConfig"]
@@ -203,61 +201,28 @@ class Gumbel(KeyedScheme):
             [np.bincount(chunk, weights=e[:, c], minlength=n_chunks) for c in range(e.shape[1])], axis=1
         )
 
-    def trace(
-        self,
-        token_ids: Sequence[int] | np.ndarray,
-        candidates: Sequence[int | str],
-        *,
-        alpha: float = 1e-6,
-        dedup: bool = True,
-    ) -> TraceResult:
-        """Which candidate account the text carries; see :meth:`KGW.trace`.
-
-        Candidate a's score Σ −ln(1 − u^{(m_a)}) is exactly Gamma(n, 1) under the null;
-        Bonferroni over candidates × keys; ``separated`` is an exact sign test counting the
-        tuples (in chunks where best and runner-up differ) whose best-candidate uniform wins.
-        """
-        if not self.payload_mode:
-            raise ConfigError("trace() needs a payload-mode Gumbel (payload_bits ≥ 32).")
-        check_real("trace", "alpha", alpha, 0.0, 1.0)
-        ids = as_token_array(token_ids)
+    def _trace_key(
+        self, key: SecretKey, ids: np.ndarray, candidates: Sequence[int | str], dedup: bool
+    ) -> TraceEvidence:
+        """Candidate a's score Σ −ln(1 − u^{(m_a)}) is exactly Gamma(n, 1) under the null;
+        ``separated`` is an exact sign test counting the tuples (in chunks where best and
+        runner-up differ) whose best-candidate uniform wins."""
         cfg = self.config
         r = 1 << cfg.chunk_bits
-        n_tests = len(candidates) * len(self.keyring)
-        best: TraceResult | None = None
-        for key in self.keyring:
-            codec = self.codec(key)
-            msgs = np.stack([codec.encode(c) for c in candidate_ids(key, codec, candidates)])
-            tup = score_tuples(key, ids, cfg.context_width, _purpose(0), dedup=dedup)
-            L = codec.n_chunks
-            chunk = bucket(tup.ctx, L)
-            uu = self._uniforms(key, tup, r) if tup.n else np.zeros((0, r))
-            g = self._group_scores(-np.log1p(-uu), chunk, L)
-            per_cand = g[np.arange(L), msgs].sum(axis=1)
-            i, j = best_two(per_cand)
-            log_p = stats.gamma_log_sf(float(per_cand[i]), tup.n) if tup.n else 0.0
-            sep_log_p = 0.0
-            if j is not None:
-                a_col, b_col = msgs[i][chunk], msgs[j][chunk]
-                differ = a_col != b_col
-                rows = np.flatnonzero(differ)
-                wins = int((uu[rows, a_col[rows]] > uu[rows, b_col[rows]]).sum())
-                sep_log_p = stats.binomial_log_sf(wins, rows.size, 0.5) if rows.size else 0.0
-            res = _trace_result(
-                key.key_id,
-                candidates,
-                i,
-                j,
-                tup.n,
-                float(per_cand[i]),
-                log_p,
-                sep_log_p,
-                n_tests,
-                alpha,
-                tup.n >= cfg.min_scored,
-            )
-            if best is None or res.log10_p_value < best.log10_p_value:
-                best = res
-        if best is None:  # pragma: no cover - a KeyRing is never empty
-            raise ConfigError("No keys to trace with.")
-        return best
+        codec = self.codec(key)
+        msgs = np.stack([codec.encode(c) for c in candidate_ids(key, codec, candidates)])
+        tup = score_tuples(key, ids, cfg.context_width, _purpose(0), dedup=dedup)
+        L = codec.n_chunks
+        chunk = bucket(tup.ctx, L)
+        uu = self._uniforms(key, tup, r) if tup.n else np.zeros((0, r))
+        g = self._group_scores(-np.log1p(-uu), chunk, L)
+        per_cand = g[np.arange(L), msgs].sum(axis=1)
+        i, j = best_two(per_cand)
+        log_p = stats.gamma_log_sf(float(per_cand[i]), tup.n) if tup.n else 0.0
+        sep_log_p = 0.0
+        if j is not None:
+            a_col, b_col = msgs[i][chunk], msgs[j][chunk]
+            rows = np.flatnonzero(a_col != b_col)
+            wins = int((uu[rows, a_col[rows]] > uu[rows, b_col[rows]]).sum())
+            sep_log_p = stats.binomial_log_sf(wins, rows.size, 0.5) if rows.size else 0.0
+        return TraceEvidence(i, j, tup.n, float(per_cand[i]), log_p, sep_log_p)

@@ -43,17 +43,12 @@ import numpy as np
 from distillguard import stats
 from distillguard.errors import ConfigError
 from distillguard.watermark._common import KeyedScheme, check_int, check_real
-from distillguard.watermark._tuples import as_token_array, as_token_matrix, generation_contexts, score_tuples
+from distillguard.watermark._tuples import as_token_matrix, generation_contexts, score_tuples
 from distillguard.watermark.base import Detection, schemes
 from distillguard.watermark.keys import SecretKey
 from distillguard.watermark.localize import find_spans
 from distillguard.watermark.maxstat import max_count_log_pmf, sum_log_sf
-from distillguard.watermark.payload import (
-    TraceResult,
-    best_two,
-    candidate_ids,
-    decode_groups,
-)
+from distillguard.watermark.payload import TraceEvidence, best_two, candidate_ids, decode_groups
 from distillguard.watermark.prf import bucket, pair_prf, top_bits
 
 __all__ = ["KGW", "KGWConfig"]
@@ -214,100 +209,27 @@ class KGW(KeyedScheme):
             details["localize"] = "not available in KGW payload mode (the per-token score needs the payload)"
         return result
 
-    def trace(
-        self,
-        token_ids: Sequence[int] | np.ndarray,
-        candidates: Sequence[int | str],
-        *,
-        alpha: float = 1e-6,
-        dedup: bool = True,
-    ) -> TraceResult:
-        """Which candidate account (ids or account names) the text carries, if any.
-
-        Each candidate's own pattern is scored: S_a = tuples whose color equals the
-        candidate's chunk value, exactly Binomial(n, 1/r) under the null. The best candidate's
-        p-value is Bonferroni-corrected over candidates × keys. ``separated`` is an exact sign
-        test (Binomial(·, 1/2)) on the tuples of chunks where best and runner-up differ.
-
-        Raises:
-            ConfigError: the scheme has no payload (``payload_bits=0``), or bad ``alpha``.
-            InputError: bad token ids or candidates.
-        """
-        if not self.payload_mode:
-            raise ConfigError("trace() needs a payload-mode KGW (payload_bits ≥ 32).")
-        check_real("trace", "alpha", alpha, 0.0, 1.0)
-        ids = as_token_array(token_ids)
+    def _trace_key(
+        self, key: SecretKey, ids: np.ndarray, candidates: Sequence[int | str], dedup: bool
+    ) -> TraceEvidence:
+        """Each candidate's own pattern is scored: S_a = tuples whose color equals the
+        candidate's chunk value, exactly Binomial(n, 1/r) under the null. ``separated`` is an
+        exact sign test (Binomial(·, 1/2)) on the tuples of chunks where best and runner-up differ."""
         cfg = self.config
-        best: TraceResult | None = None
-        n_tests = len(candidates) * len(self.keyring)
-        for key in self.keyring:
-            codec = self.codec(key)
-            cids = candidate_ids(key, codec, candidates)
-            msgs = np.stack([codec.encode(c) for c in cids])
-            tup = score_tuples(key, ids, cfg.context_width, _PURPOSE, dedup=dedup)
-            r, L = codec.n_colors, codec.n_chunks
-            counts = np.bincount(
-                bucket(tup.ctx, L) * r + top_bits(tup.values, cfg.chunk_bits), minlength=L * r
-            ).reshape(L, r)
-            per_cand = counts[np.arange(L), msgs].sum(axis=1)
-            i, j = best_two(per_cand)
-            log_p = stats.binomial_log_sf(int(per_cand[i]), tup.n, 1.0 / r) if tup.n else 0.0
-            sep_log_p = 0.0 if j is None else -np.inf
-            if j is not None:
-                differ = msgs[i] != msgs[j]
-                ka = int(counts[np.flatnonzero(differ), msgs[i][differ]].sum())
-                kb = int(counts[np.flatnonzero(differ), msgs[j][differ]].sum())
-                sep_log_p = stats.binomial_log_sf(ka, ka + kb, 0.5) if ka + kb else 0.0
-            res = _trace_result(
-                key.key_id,
-                candidates,
-                i,
-                j,
-                tup.n,
-                float(per_cand[i]),
-                log_p,
-                sep_log_p,
-                n_tests,
-                alpha,
-                tup.n >= cfg.min_scored,
-            )
-            if best is None or res.log10_p_value < best.log10_p_value:
-                best = res
-        if best is None:  # pragma: no cover - a KeyRing is never empty
-            raise ConfigError("No keys to trace with.")
-        return best
-
-
-def _trace_result(
-    key_id: str,
-    candidates: Sequence[object],
-    i: int,
-    j: int | None,
-    n: int,
-    score: float,
-    log_p: float,
-    sep_log_p: float,
-    n_tests: int,
-    alpha: float,
-    enough: bool,
-) -> TraceResult:
-    corrected = stats.bonferroni(log_p, n_tests) if enough else 0.0
-    significant = enough and corrected <= np.log(alpha)
-    separated = significant and (j is None or sep_log_p <= np.log(alpha))
-    return TraceResult(
-        account=candidates[i] if significant else None,
-        account_index=i if significant else None,
-        key_id=key_id,
-        n_candidates=len(candidates),
-        n_scored=n,
-        score=score,
-        p_value=stats.log_to_p(corrected),
-        log10_p_value=corrected / stats.LN10,
-        correction=f"bonferroni over {n_tests} candidate×key tests",
-        alpha=alpha,
-        significant=bool(significant),
-        runner_up=candidates[j] if j is not None else None,
-        separation_p_value=stats.log_to_p(sep_log_p) if j is not None else 0.0,
-        separated=bool(separated),
-        details={"enough_tokens": enough},
-    )
+        codec = self.codec(key)
+        msgs = np.stack([codec.encode(c) for c in candidate_ids(key, codec, candidates)])
+        tup = score_tuples(key, ids, cfg.context_width, _PURPOSE, dedup=dedup)
+        r, L = codec.n_colors, codec.n_chunks
+        counts = np.bincount(
+            bucket(tup.ctx, L) * r + top_bits(tup.values, cfg.chunk_bits), minlength=L * r
+        ).reshape(L, r)
+        per_cand = counts[np.arange(L), msgs].sum(axis=1)
+        i, j = best_two(per_cand)
+        log_p = stats.binomial_log_sf(int(per_cand[i]), tup.n, 1.0 / r) if tup.n else 0.0
+        sep_log_p = 0.0
+        if j is not None:
+            differ = msgs[i] != msgs[j]
+            ka = int(counts[np.flatnonzero(differ), msgs[i][differ]].sum())
+            kb = int(counts[np.flatnonzero(differ), msgs[j][differ]].sum())
+            sep_log_p = stats.binomial_log_sf(ka, ka + kb, 0.5) if ka + kb else 0.0
+        return TraceEvidence(i, j, tup.n, float(per_cand[i]), log_p, sep_log_p)

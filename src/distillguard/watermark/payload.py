@@ -42,7 +42,8 @@ from distillguard.errors import ConfigError, InputError
 from distillguard.watermark.base import PayloadEstimate
 from distillguard.watermark.keys import SecretKey
 
-__all__ = ["NO_ACCOUNT", "PayloadCodec", "TraceResult", "account_id", "decode_groups"]
+__all__ = ["NO_ACCOUNT", "PayloadCodec", "TraceEvidence", "TraceResult", "account_id", "decode_groups",
+           "trace_result"]
 
 NO_ACCOUNT = 0
 
@@ -223,3 +224,44 @@ def best_two(scores: np.ndarray) -> tuple[int, int | None]:
     """Indices of the largest and second-largest scores (ties keep input order)."""
     order = np.argsort(-scores, kind="stable")
     return int(order[0]), (int(order[1]) if order.size > 1 else None)
+
+
+@dataclass(frozen=True)
+class TraceEvidence:
+    """One key's tracing statistics, before correction: the best and runner-up candidates
+    (indices), tuples scored, the best candidate's score and exact log p-value, and the log
+    p-value of the sign test separating it from the runner-up."""
+
+    best: int
+    runner_up: int | None
+    n_scored: int
+    score: float
+    log_p: float
+    separation_log_p: float
+
+
+def trace_result(
+    key_id: str, candidates: Sequence[Any], ev: TraceEvidence, n_tests: int, alpha: float, enough: bool
+) -> TraceResult:
+    """Correct one key's evidence (Bonferroni over ``n_tests`` candidate×key tests) and decide."""
+    corrected = stats.bonferroni(ev.log_p, n_tests) if enough else 0.0
+    significant = enough and corrected <= np.log(alpha)
+    j = ev.runner_up
+    separated = significant and (j is None or ev.separation_log_p <= np.log(alpha))
+    return TraceResult(
+        account=candidates[ev.best] if significant else None,
+        account_index=ev.best if significant else None,
+        key_id=key_id,
+        n_candidates=len(candidates),
+        n_scored=ev.n_scored,
+        score=ev.score,
+        p_value=stats.log_to_p(corrected),
+        log10_p_value=corrected / stats.LN10,
+        correction=f"bonferroni over {n_tests} candidate×key tests",
+        alpha=alpha,
+        significant=bool(significant),
+        runner_up=candidates[j] if j is not None else None,
+        separation_p_value=stats.log_to_p(ev.separation_log_p) if j is not None else 0.0,
+        separated=bool(separated),
+        details={"enough_tokens": enough},
+    )
