@@ -13,13 +13,12 @@ channel they already trust. Members drop an epoch once no live indicator uses it
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import stat
 from pathlib import Path
 
 from distillguard.errors import ConfigError, KeyFileError
 from distillguard.intel.pseudonym import CoalitionKey, KeyRing
+from distillguard.watermark.keys import read_private_file, write_private_file
 
 __all__ = ["FORMAT", "load_keyring", "new_keyring", "rotate", "write_keyring"]
 
@@ -48,20 +47,7 @@ def write_keyring(path: Path, ring: KeyRing, force: bool = False) -> None:
         "coalition": ring.coalition,
         "keys": [{"epoch": k.epoch, "secret": k.secret.hex()} for k in keys],
     }
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise KeyFileError(
-            f"Key file {str(path)!r} exists; pass --force (or --rotate) to replace it."
-        ) from None
-    except OSError as exc:
-        raise KeyFileError(f"Cannot create key file {str(path)!r}: {exc.strerror}.") from None
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (json.dumps(doc, indent=1) + "\n").encode())
-    finally:
-        os.close(fd)
+    write_private_file(path, (json.dumps(doc, indent=1) + "\n").encode(), force=force)
 
 
 def load_keyring(path: Path) -> KeyRing:
@@ -70,20 +56,9 @@ def load_keyring(path: Path) -> KeyRing:
     Raises :class:`KeyFileError` when it is missing, readable by others, or malformed (the
     message never contains key material).
     """
+    raw = read_private_file(path)
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise KeyFileError(f"Key file {str(path)!r} does not exist.") from None
-    except OSError as exc:
-        raise KeyFileError(f"Cannot access key file {str(path)!r}: {exc.strerror}.") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyFileError(f"Key file {str(path)!r} is not a regular file.")
-    if st.st_mode & 0o077:
-        raise KeyFileError(
-            f"Key file {str(path)!r} is readable by others (mode {oct(st.st_mode & 0o777)}); chmod 600 it."
-        )
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(raw.decode("utf-8"))
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError("not a coalition key file")
         return KeyRing(

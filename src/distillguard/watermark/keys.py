@@ -39,7 +39,9 @@ __all__ = [
     "generate_key",
     "load_key_file",
     "load_or_create_key_file",
+    "read_private_file",
     "write_key_file",
+    "write_private_file",
 ]
 
 KEY_BYTES = 32
@@ -188,21 +190,7 @@ def write_key_file(
     }
     if scheme is not None:
         doc["scheme"] = scheme
-    data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
-    try:
-        fd = os.open(p, flags, 0o600)
-    except FileExistsError:
-        raise KeyFileError(
-            f"Key file {str(p)!r} already exists; refusing to overwrite it (use --force / force=True)."
-        ) from None
-    except OSError as exc:
-        raise KeyFileError(f"Cannot create key file {str(p)!r}: {exc.strerror}.") from None
-    try:
-        os.fchmod(fd, 0o600)  # O_TRUNC on an existing file keeps its old mode
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    write_private_file(p, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), force=force)
     return key
 
 
@@ -215,23 +203,7 @@ def load_key_file(path: str | os.PathLike[str]) -> SecretKey:
             The message names the path and the problem, never key material.
     """
     p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise KeyFileError(f"Key file {str(p)!r} does not exist.") from None
-    except OSError as exc:
-        raise KeyFileError(f"Cannot access key file {str(p)!r}: {exc.strerror}.") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyFileError(f"Key file {str(p)!r} is not a regular file.")
-    if st.st_mode & 0o077:
-        raise KeyFileError(
-            f"Key file {str(p)!r} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"expected 0600. Fix it with: chmod 600 {p}"
-        )
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"Cannot read key file {str(p)!r}: {exc.strerror}.") from None
+    raw = read_private_file(p)
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -272,3 +244,51 @@ def load_or_create_key_file(path: str | os.PathLike[str], *, scheme: str | None 
         if p.exists():  # another process created it first: use theirs
             return load_key_file(p)
         raise
+
+
+def write_private_file(path: Path, data: bytes, *, force: bool = False) -> None:
+    """Write ``data`` to a new file created with mode 0600 (no window where others can read it).
+
+    Raises:
+        KeyFileError: the file exists and ``force`` is False, or it cannot be written.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise KeyFileError(
+            f"Key file {str(path)!r} already exists; refusing to overwrite it (use --force / force=True)."
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(f"Cannot create key file {str(path)!r}: {exc.strerror}.") from None
+    try:
+        os.fchmod(fd, 0o600)  # O_TRUNC on an existing file keeps its old mode
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_private_file(path: Path) -> bytes:
+    """Read a secret file that must be a regular file readable by its owner only.
+
+    Raises:
+        KeyFileError: missing, not a regular file, group/world-accessible, or unreadable; the
+            message names the path and the problem, never the content.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise KeyFileError(f"Key file {str(path)!r} does not exist.") from None
+    except OSError as exc:
+        raise KeyFileError(f"Cannot access key file {str(path)!r}: {exc.strerror}.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyFileError(f"Key file {str(path)!r} is not a regular file.")
+    if st.st_mode & 0o077:
+        raise KeyFileError(
+            f"Key file {str(path)!r} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}; "
+            f"a key readable by others is no secret); expected 0600. Fix it with: chmod 600 {path}"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"Cannot read key file {str(path)!r}: {exc.strerror}.") from None
