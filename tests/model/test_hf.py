@@ -55,12 +55,18 @@ def test_rejects_non_scheme() -> None:
         hf.WatermarkLogitsProcessor(object(), [None])  # type: ignore[arg-type]
 
 
-def test_sampling_processors_put_the_watermark_last(wm_key) -> None:
-    procs = hf.sampling_processors(_scheme("kgw", wm_key, False), [None], temperature=0.7, top_p=0.9)
-    assert [type(p).__name__ for p in procs] == [
+def test_sampling_processors_order_follows_the_scheme(wm_key) -> None:
+    kgw = hf.sampling_processors(_scheme("kgw", wm_key, False), [None], temperature=0.7, top_p=0.9)
+    assert [type(p).__name__ for p in kgw] == [
+        "TemperatureLogitsWarper",
+        "WatermarkLogitsProcessor",  # a green-list bias before truncation
+        "TopPLogitsWarper",
+    ]
+    gumbel = hf.sampling_processors(_scheme("gumbel", wm_key, False), [None], temperature=0.7, top_p=0.9)
+    assert [type(p).__name__ for p in gumbel] == [
         "TemperatureLogitsWarper",
         "TopPLogitsWarper",
-        "WatermarkLogitsProcessor",
+        "WatermarkLogitsProcessor",  # sampling schemes sample the truncated distribution
     ]
     assert len(hf.sampling_processors(None, [None])) == 0
 

@@ -4,10 +4,10 @@ The adapter only converts tensors to numpy and back; all watermark logic stays i
 numpy :meth:`WatermarkScheme.process`, so other servers (vLLM's per-request logits processors,
 llama.cpp callbacks) wrap the same core the same way.
 
-Order matters: the scheme contract expects scores *after* temperature and top-p, but
-``model.generate`` runs user processors *before* its own warpers. Pass the warpers yourself
-and disable generate's (``temperature=1.0, top_p=1.0, top_k=0``), as
-:func:`sampling_processors` does::
+Order matters: the scheme contract expects scores after temperature, and before or after top-p
+as the scheme's ``before_top_p`` says, but ``model.generate`` runs user processors *before* its
+own warpers. Pass the warpers yourself and disable generate's (``temperature=1.0, top_p=1.0,
+top_k=0``), as :func:`sampling_processors` does::
 
     procs = sampling_processors(scheme, payloads=[acct_a, acct_b], temperature=0.8, top_p=0.95)
     model.generate(**batch, logits_processor=procs, do_sample=True,
@@ -73,7 +73,8 @@ def sampling_processors(
     temperature: float = 1.0,
     top_p: float = 1.0,
 ) -> LogitsProcessorList:
-    """Temperature and top-p warpers followed by the watermark (when ``scheme`` is not None).
+    """Temperature, then the watermark and top-p in the order the scheme asks for
+    (``before_top_p``: green-list biases before truncation, sampling schemes after it).
 
     Use with ``generate(..., do_sample=True, temperature=1.0, top_p=1.0, top_k=0)`` so
     generate adds no warpers of its own after the watermark.
@@ -81,8 +82,10 @@ def sampling_processors(
     procs = LogitsProcessorList()
     if temperature != 1.0:
         procs.append(TemperatureLogitsWarper(float(temperature)))
+    mark = [WatermarkLogitsProcessor(scheme, payloads)] if scheme is not None else []
+    before = scheme is not None and scheme.before_top_p
+    procs.extend(mark if before else [])
     if top_p < 1.0:
         procs.append(TopPLogitsWarper(float(top_p)))
-    if scheme is not None:
-        procs.append(WatermarkLogitsProcessor(scheme, payloads))
+    procs.extend([] if before else mark)
     return procs

@@ -115,6 +115,8 @@ def _threshold(gamma: float) -> int:
 class KGW(KeyedScheme):
     """Green-list watermark; see the module docstring for the maths and trade-offs."""
 
+    before_top_p = True  # the bias may lift a green token into the nucleus
+
     name = "kgw"
     config_class = KGWConfig
     config: KGWConfig
