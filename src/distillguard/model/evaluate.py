@@ -8,7 +8,7 @@ What ``distillguard eval watermark`` and ``bench/bench_watermark_eval.py`` run:
    unwatermarked. Generations are cached on disk (JSONL), keyed by every setting that shapes
    them, so a rerun only re-scores.
 2. **Power**: the fraction of answers detected at ``alpha`` (the p-values are exact, so the
-   threshold *is* the false-positive rate) when truncated to 25, 50, 100, 200 tokens.
+   threshold *is* the false-positive rate) when truncated to 25, 50, 100, 200, 400 tokens.
 3. **False positives**: the same detectors on text the key never touched — ShareGPT user
    turns, ChatGPT answers, HumanEval prompts, unwatermarked SmolLM2 answers and SmolLM2 answers
    watermarked under another key — with the count a correct test allows (the 99.9 % quantile
@@ -52,7 +52,7 @@ class EvalSettings:
     max_new_tokens: int = 200
     temperature: float = 0.9
     top_p: float = 1.0
-    lengths: tuple[int, ...] = (25, 50, 100, 200)
+    lengths: tuple[int, ...] = (25, 50, 100, 200, 400)  # lengths above max_new_tokens are skipped
     alpha: float = 1e-3
     n_human: int = 2000
     n_accounts: int = 8
@@ -308,7 +308,7 @@ def run_eval(
 
     say("scoring ...")
     for name, scheme in schemes.items():
-        for length in s.lengths:
+        for length in (n for n in s.lengths if n <= s.max_new_tokens):
             ids = [
                 np.asarray(r["token_ids"][:length], dtype=np.int64)
                 for r in gens[name]
