@@ -16,7 +16,7 @@ from distillguard.watermark.base import Detection, PayloadEstimate, Span, Waterm
 from distillguard.watermark.keys import KeyRing, SecretKey, as_keyring
 from distillguard.watermark.payload import PayloadCodec, TraceEvidence, TraceResult, trace_result
 
-__all__ = ["KeyedScheme", "check_int", "check_real"]
+__all__ = ["KeyedScheme", "check_int", "check_keyed_fields", "check_real"]
 
 
 def check_int(cls: str, name: str, value: object, lo: int, hi: int | None = None) -> None:
@@ -42,6 +42,21 @@ def check_real(
         raise ConfigError(
             f"The {name!r} parameter of {cls} must be a float in {interval}. Got {value!r} instead."
         )
+
+
+def check_keyed_fields(name: str, config: Any, max_chunk_bits: int) -> None:
+    """Validate the fields every keyed scheme's config shares: context width, minimum scored
+    tuples and the payload layout (0 or 32–64 payload bits, checksum, bits per chunk)."""
+    check_int(name, "context_width", config.context_width, 1, 64)
+    check_int(name, "min_scored", config.min_scored, 1)
+    check_int(name, "payload_bits", config.payload_bits, 0, 64)
+    if 0 < config.payload_bits < 32:
+        raise ConfigError(
+            f"The 'payload_bits' parameter of {name} must be 0 (no payload) or in [32, 64]. "
+            f"Got {config.payload_bits!r} instead."
+        )
+    check_int(name, "checksum_bits", config.checksum_bits, 0, 32)
+    check_int(name, "chunk_bits", config.chunk_bits, 1, max_chunk_bits)
 
 
 class KeyedScheme(WatermarkScheme):

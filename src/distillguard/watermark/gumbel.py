@@ -41,8 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distillguard import stats
-from distillguard.errors import ConfigError
-from distillguard.watermark._common import KeyedScheme, check_int
+from distillguard.watermark._common import KeyedScheme, check_int, check_keyed_fields
 from distillguard.watermark._tuples import (
     ScoredTuples,
     as_token_matrix,
@@ -80,17 +79,8 @@ class GumbelConfig:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        check_int(name, "context_width", self.context_width, 1, 64)
         check_int(name, "top_k", self.top_k, 0)
-        check_int(name, "min_scored", self.min_scored, 1)
-        check_int(name, "payload_bits", self.payload_bits, 0, 64)
-        if 0 < self.payload_bits < 32:
-            raise ConfigError(
-                f"The 'payload_bits' parameter of {name} must be 0 (no payload) or in [32, 64]. "
-                f"Got {self.payload_bits!r} instead."
-            )
-        check_int(name, "checksum_bits", self.checksum_bits, 0, 32)
-        check_int(name, "chunk_bits", self.chunk_bits, 1, 6)
+        check_keyed_fields(name, self, max_chunk_bits=6)  # detection costs 2^chunk_bits PRF calls
 
 
 def _purpose(color: int | None) -> str:

@@ -41,8 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distillguard import stats
-from distillguard.errors import ConfigError
-from distillguard.watermark._common import KeyedScheme, check_int, check_real
+from distillguard.watermark._common import KeyedScheme, check_int, check_keyed_fields, check_real
 from distillguard.watermark._tuples import as_token_matrix, generation_contexts, score_tuples
 from distillguard.watermark.base import Detection, schemes
 from distillguard.watermark.keys import SecretKey
@@ -86,17 +85,8 @@ class KGWConfig:
         name = type(self).__name__
         check_real(name, "gamma", self.gamma, 0.0, 1.0)
         check_real(name, "delta", self.delta, 0.0, 50.0, open_hi=False)
-        check_int(name, "context_width", self.context_width, 1, 64)
         check_int(name, "bias_top_k", self.bias_top_k, 0)
-        check_int(name, "min_scored", self.min_scored, 1)
-        check_int(name, "payload_bits", self.payload_bits, 0, 64)
-        if 0 < self.payload_bits < 32:
-            raise ConfigError(
-                f"The 'payload_bits' parameter of {name} must be 0 (no payload) or in [32, 64]. "
-                f"Got {self.payload_bits!r} instead."
-            )
-        check_int(name, "checksum_bits", self.checksum_bits, 0, 32)
-        check_int(name, "chunk_bits", self.chunk_bits, 1, 8)
+        check_keyed_fields(name, self, max_chunk_bits=8)
         check_int(name, "payload_block", self.payload_block, 64, 65536)
 
     @property
