@@ -40,10 +40,15 @@ class _RecordingGenerator:
         return " ".join(f"t{i}" for i in ids)
 
     def generate(self, prompts: list[Any], payloads: list[int], *, max_new_tokens: int,
-                 temperature: float, batch_size: int) -> list[_Gen]:
+                 temperature: float, batch_size: int, on_tokens: Any = None) -> list[_Gen]:
         self.calls.append({"n": len(prompts), "payloads": payloads, "max_new_tokens": max_new_tokens,
                            "temperature": temperature, "delta": self.scheme.config.delta})
         ids = tuple(range(max_new_tokens))
+        for step in range(1, max_new_tokens + 1):  # streaming: every row's ids after each step
+            self.step = step
+            for row in range(len(prompts)) if on_tokens else ():
+                on_tokens(row, ids[:step])
+        self.finished = True
         return [_Gen(self.decode(list(ids)), ids, 3, max_new_tokens, "length") for _ in prompts]
 
 
@@ -63,6 +68,55 @@ async def test_concurrent_requests_share_one_batch_with_their_own_payloads() -> 
     for i, c in enumerate(outs):  # each row cut to its own max_tokens
         assert c.completion_tokens == 4 + i and c.text.split() == [f"t{j}" for j in range(4 + i)]
         assert c.watermarked
+
+
+async def test_streams_each_row_as_it_is_generated_and_cut_to_its_own_length() -> None:
+    gen = _RecordingGenerator()
+    be = LocalModelBackend(KEY, generator=gen, window_s=0.2)
+
+    async def collect(account: str, max_tokens: int) -> tuple[list[Any], list[int]]:
+        items, steps_seen = [], []
+        async for item in be.stream(_req(account, max_tokens=max_tokens)):
+            items.append(item)
+            steps_seen.append(gen.step)
+        return items, steps_seen
+
+    (short, _), (long, _) = await asyncio.gather(collect("a", 3), collect("b", 6))
+    plain = await be.complete(_req("c", max_tokens=6))
+    await be.aclose()
+    assert be.batches[0] == 2  # both streams in one batch
+    for items, n in ((short, 3), (long, 6)):
+        *pieces, final = items
+        assert all(isinstance(p, str) for p in pieces) and len(pieces) == n  # one piece per token
+        assert "".join(pieces) == final.text == " ".join(f"t{i}" for i in range(n))
+        assert final.completion_tokens == n and final.finish_reason == "length" and final.watermarked
+    assert plain.text == "".join(long[:-1])
+
+
+async def test_first_piece_arrives_before_the_answer_is_finished() -> None:
+    import threading
+
+    class Slow(_RecordingGenerator):
+        def __init__(self) -> None:
+            super().__init__()
+            self.finished = False
+            self.release = threading.Event()
+
+        def generate(self, *a: Any, **k: Any) -> list[_Gen]:
+            on_tokens = k["on_tokens"]
+            on_tokens(0, (0,))
+            self.release.wait(5)  # the rest of the answer waits until the test saw the first piece
+            return super().generate(*a, **k)
+
+    gen = Slow()
+    be = LocalModelBackend(KEY, generator=gen, window_s=0.01)
+    stream = be.stream(_req("a", max_tokens=4))
+    first = await stream.__anext__()
+    assert first == "t0" and not gen.finished
+    gen.release.set()
+    rest = [item async for item in stream]
+    await be.aclose()
+    assert "".join([first, *rest[:-1]]) == rest[-1].text
 
 
 async def test_rows_with_different_temperature_or_strength_run_separately() -> None:
@@ -118,7 +172,19 @@ async def test_openai_client_through_gateway_gets_text_watermarked_with_its_acco
         answers = await asyncio.gather(*(c.chat.completions.create(
             model="smollm2-135m-instruct", messages=[{"role": "user", "content": prompt}],
             max_tokens=200, temperature=0.8) for c in clients))
+        # Streaming from the model: the text comes in token-sized pieces, not one block.
+        stream = await clients[0].chat.completions.create(
+            model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Name three colours."}],
+            max_tokens=24, temperature=0.8, stream=True)
+        chunks = [ch async for ch in stream]
     await backend.aclose()
+    pieces = [ch.choices[0].delta.content for ch in chunks if ch.choices and ch.choices[0].delta.content]
+    assert len(pieces) >= 5 and chunks[-1].choices[0].finish_reason in ("stop", "length")
+    app.state.writer.flush()
+    (response, completion_tokens, watermarked), = app.state.store._exec(
+        "SELECT response, completion_tokens, watermarked FROM request_log WHERE account_id = ? "
+        "AND prompt = ?", (made[0][0], "Name three colours."))
+    assert response == "".join(pieces) and completion_tokens <= 24 and watermarked == 1
     app.state.writer.close()
     assert backend.batches[0] == 2  # both accounts served in one batch
     tok = load_text_tokenizer()

@@ -116,50 +116,71 @@ def test_load_from_second_process_loses_no_record(served) -> None:
     assert app.state.store.count_log("acct_load") == n
 
 
-def test_upstream_timeout_and_5xx_are_504_and_502_and_logged(tmp_path: Path) -> None:
-    import httpx
+def _fake_upstream() -> Any:
+    """A real OpenAI-compatible upstream on loopback: slow, failing, streaming and plain answers."""
+    import asyncio
 
-    from distillguard.gateway.app import create_app
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
 
-    def upstream(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        if body["messages"][-1]["content"] == "slow":
-            raise httpx.ReadTimeout("slow", request=request)
-        if body["messages"][-1]["content"] == "boom":
-            return httpx.Response(500, json={"error": "x"})
+    async def chat(request: Request) -> Response:
+        body = json.loads(await request.body())
+        said = body["messages"][-1]["content"]
+        if said == "slow":
+            await asyncio.sleep(3)
+        if said == "boom":
+            return JSONResponse({"error": "x"}, status_code=500)
         if body.get("stream"):
-            chunks = [{"choices": [{"index": 0, "delta": {"content": w}}]} for w in ("hi", " from", " sse")]
+            chunks = [{"choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+                      for w in ("hi", " from", " sse")]
+            chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 3}})
             sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
-            return httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"})
-        return httpx.Response(200, json={"choices": [{"message": {"content": "hi from upstream"},
-                                                      "finish_reason": "stop"}],
-                                         "usage": {"prompt_tokens": 1, "completion_tokens": 3}})
+            return Response(sse, media_type="text/event-stream")
+        return JSONResponse({"choices": [{"message": {"content": "hi from upstream"},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 1, "completion_tokens": 3}})
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+def test_upstream_timeout_and_5xx_are_504_and_502_and_logged(tmp_path: Path) -> None:
+    from distillguard.gateway.app import create_app
     from distillguard.gateway.backends import OpenAIUpstreamBackend
 
-    be = OpenAIUpstreamBackend("http://upstream")
-    be._client = httpx.AsyncClient(transport=httpx.MockTransport(upstream), base_url="http://upstream")
-    app = create_app(make_settings(tmp_path), backend=be)
-    _, key = _account(app)
-    from fastapi.testclient import TestClient
+    upstream = Server(_fake_upstream())
+    try:
+        be = OpenAIUpstreamBackend(upstream.url, timeout_s=0.5)
+        app = create_app(make_settings(tmp_path), backend=be)
+        _, key = _account(app)
+        from fastapi.testclient import TestClient
 
-    with TestClient(app) as c:
-        h = {"Authorization": f"Bearer {key}"}
-        def ask(text: str) -> Any:
-            return c.post("/v1/chat/completions", headers=h, json={
-                "model": MODEL, "messages": [{"role": "user", "content": text}]})
-        ok = ask("hello")
-        assert ok.status_code == 200 and ok.json()["distillguard"]["watermarked"] is False
-        assert ask("slow").status_code == 504
-        bad = ask("boom")
-        assert bad.status_code == 502 and bad.json()["error"]["type"] == "upstream_error"
-        streamed = c.post("/v1/chat/completions", headers=h, json={
-            "model": MODEL, "stream": True, "messages": [{"role": "user", "content": "s"}]})
-        pieces = [json.loads(ln[6:])["choices"][0]["delta"].get("content")
-                  for ln in streamed.text.split("\n\n") if ln.startswith("data: {")]
-        assert "".join(p for p in pieces if p) == "hi from sse"
-        assert streamed.text.rstrip().endswith("data: [DONE]")
-    statuses = sorted(r["status"] for r in app.state.store.recent_log())
-    assert statuses == [200, 200, 502, 504]
+        with TestClient(app) as c:
+            h = {"Authorization": f"Bearer {key}"}
+
+            def ask(text: str) -> Any:
+                return c.post("/v1/chat/completions", headers=h, json={
+                    "model": MODEL, "messages": [{"role": "user", "content": text}]})
+            ok = ask("hello")
+            assert ok.status_code == 200 and ok.json()["distillguard"]["watermarked"] is False
+            assert ok.json()["choices"][0]["message"]["content"] == "hi from upstream"
+            assert ask("slow").status_code == 504
+            bad = ask("boom")
+            assert bad.status_code == 502 and bad.json()["error"]["type"] == "upstream_error"
+            streamed = c.post("/v1/chat/completions", headers=h, json={
+                "model": MODEL, "stream": True, "messages": [{"role": "user", "content": "s"}]})
+            chunks = [json.loads(ln[6:])["choices"][0]
+                      for ln in streamed.text.split("\n\n") if ln.startswith("data: {")]
+            assert "".join(ch["delta"].get("content") or "" for ch in chunks) == "hi from sse"
+            assert chunks[-1]["finish_reason"] == "stop"  # the upstream's, relayed
+            assert streamed.text.rstrip().endswith("data: [DONE]")
+    finally:
+        upstream.stop()
+    rows = app.state.store.recent_log()
+    assert sorted(r["status"] for r in rows) == [200, 200, 502, 504]
+    assert {r["completion_tokens"] for r in rows if r["status"] == 200} == {3}
 
 
 def test_store_failure_spools_then_replays(tmp_path: Path) -> None:

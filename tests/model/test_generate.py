@@ -176,3 +176,14 @@ def test_smollm2_watermark_is_detected_and_controls_are_not(smollm2, wm_key, sch
 
     assert scheme.detect(pooled(marked), alpha=1e-6).watermarked
     assert not scheme.detect(pooled(plain), alpha=1e-6).watermarked
+
+
+def test_streaming_reports_each_prompts_ids_as_they_grow(tiny) -> None:
+    prompts = ["a much longer prompt than the others", "hi", "mid size"]
+    seen: dict[int, list[tuple[int, ...]]] = {}
+    out = tiny.generate(prompts, max_new_tokens=6, seed=1, batch_size=2,
+                        on_tokens=lambda i, ids: seen.setdefault(i, []).append(tuple(ids)))
+    for i, g in enumerate(out):  # indices are the caller's, across length-sorted batches
+        steps = seen.get(i, [])
+        assert [len(s) for s in steps] == list(range(1, len(g.token_ids) + 1))
+        assert (steps[-1] if steps else ()) == g.token_ids

@@ -1,6 +1,6 @@
 """The gateway: an OpenAI-compatible server that keys, logs and rate-limits by risk.
 
-Edge package (FastAPI, httpx, limits, psycopg are imported inside its modules).
+Edge package (FastAPI, aiohttp, limits, psycopg are imported inside its modules).
 """
 
 from __future__ import annotations

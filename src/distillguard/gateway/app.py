@@ -34,7 +34,7 @@ from distillguard.gateway.canary import CanaryService
 from distillguard.gateway.logwriter import LogWriter
 from distillguard.gateway.policy import OnlineScorer, RateLimiter, band_for
 from distillguard.gateway.settings import Settings
-from distillguard.gateway.store import Account, ApiKey, Store, open_store
+from distillguard.gateway.store import Account, ApiKey, Store, hash_key, open_store
 from distillguard.watermark.keys import SecretKey, load_or_create_key_file
 
 __all__ = ["ApiError", "create_app"]
@@ -198,16 +198,35 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
                            "authentication_error", code="invalid_api_key")
         return auth[7:].strip()
 
-    def caller(request: Request) -> tuple[ApiKey, Account]:
-        found = st.authenticate(_bearer(request))
+    # Authenticated keys are reused for settings.auth_cache_s: the store lookup (and its lock,
+    # shared with the log writer) leaves the hot path. Keyed by the key's hash, never the key.
+    auth_cache: dict[str, tuple[float, tuple[ApiKey, Account]]] = {}
+
+    # async: a sync dependency runs in a worker thread, which costs more than the lookup.
+    async def caller(request: Request) -> tuple[ApiKey, Account]:
+        secret = _bearer(request)
+        digest = hash_key(secret)
+        now = time.monotonic()
+        hit = auth_cache.get(digest)
+        if hit is not None and now - hit[0] < settings.auth_cache_s:
+            return hit[1]
+        found = st.authenticate(secret)
         if found is None:
+            auth_cache.pop(digest, None)
             raise ApiError(401, "invalid or revoked API key", "authentication_error", code="invalid_api_key")
+        if settings.auth_cache_s > 0:
+            if len(auth_cache) > 100_000:  # bounded: a flood of distinct keys cannot grow it
+                auth_cache.clear()
+            auth_cache[digest] = (now, found)
         return found
 
-    def admin(request: Request) -> None:
+    async def admin(request: Request) -> AsyncIterator[None]:
         token = _bearer(request)
         if not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
             raise ApiError(401, "invalid admin token", "authentication_error", code="invalid_admin_token")
+        yield
+        if request.method != "GET":  # an admin change (block, revoke, risk) applies at once
+            auth_cache.clear()
 
     Caller = Annotated[tuple[ApiKey, Account], Depends(caller)]
     Admin = Annotated[None, Depends(admin)]
@@ -376,6 +395,7 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
                    chat: bool) -> AsyncIterator[str]:
         sent: list[str] = []
         status = 200
+        final: Completion | None = None
         obj = "chat.completion.chunk" if chat else "text_completion"
 
         def chunk(piece: str | None, finish: str | None) -> str:
@@ -389,14 +409,17 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
                 yield "data: " + json.dumps({"id": rid, "object": obj, "created": int(started),
                                              "model": req.model, "choices": [{"index": 0, "delta": {
                                                  "role": "assistant"}, "finish_reason": None}]}) + "\n\n"
-            async for piece in be.stream(req):
-                sent.append(piece)
-                yield chunk(piece, None)
+            async for item in be.stream(req):
+                if isinstance(item, Completion):
+                    final = item
+                    continue
+                sent.append(item)
+                yield chunk(item, None)
             mark = canaries.mark(account.account_id, req.prompt, "".join(sent))
             if mark is not None:
                 sent.append(" " + mark)
                 yield chunk(" " + mark, None)
-            yield chunk(None, "length")
+            yield chunk(None, final.finish_reason if final else "stop")
             yield "data: [DONE]\n\n"
         except UpstreamError as exc:
             status = exc.status
@@ -406,8 +429,11 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             status = 499  # client went away mid-stream: keep what was sent
             raise
         finally:
+            # The log keeps what was actually sent; the backend's totals where it gave them.
             text = "".join(sent)
-            comp = Completion(text, len(req.prompt.split()), len(text.split()), "length", False)
+            comp = (replace(final, text=text) if final is not None and status == 200 else
+                    Completion(text, len(req.prompt.split()), len(text.split()), "length",
+                               bool(final.watermarked) if final else getattr(be, "watermarks", False)))
             writer.put(_log_record(request, key, account, req, params, endpoint, status, started, text, comp))
 
     @app.post("/v1/chat/completions", openapi_extra=_body_schema(chat=True))

@@ -128,12 +128,14 @@ class RateLimiter:
         self._rpm = requests_per_minute
         self._tpm = tokens_per_minute
         self._prefix = prefix
-        if redis_url:
-            self._storage: Any = storage.storage_from_string(redis_url, key_prefix=prefix)
-            self._limiter: Any = strategies.SlidingWindowCounterRateLimiter(self._storage)
-        else:
-            self._storage = storage.MemoryStorage()
-            self._limiter = strategies.MovingWindowRateLimiter(self._storage)
+        self._storage: Any = (storage.storage_from_string(redis_url, key_prefix=prefix) if redis_url
+                              else storage.MemoryStorage())
+        # Token budgets use a sliding-window counter (O(1) per hit): a moving window keeps one
+        # entry per unit charged, i.e. per *token*, thousands per request. Request counts keep
+        # the exact moving window in memory; in Redis the counter serves both (one round trip).
+        self._tokens: Any = strategies.SlidingWindowCounterRateLimiter(self._storage)
+        self._limiter: Any = (self._tokens if redis_url
+                              else strategies.MovingWindowRateLimiter(self._storage))
         self.errors = 0
 
     def _item(self, amount: int, divisor: int) -> Any:
@@ -144,14 +146,16 @@ class RateLimiter:
     def hit(self, key_id: str, account_id: str, tokens: int, divisor: int = 1) -> str | None:
         """Consume one request and ``tokens`` tokens; return the exceeded limit's name or None."""
         checks = (
-            (self._item(self._rpm, divisor), ("key", key_id), 1, "requests per minute per key"),
-            (self._item(self._rpm, divisor), ("acct", account_id), 1, "requests per minute per account"),
-            (self._item(self._tpm, divisor), ("tok", account_id), max(1, tokens),
+            (self._limiter, self._item(self._rpm, divisor), ("key", key_id), 1,
+             "requests per minute per key"),
+            (self._limiter, self._item(self._rpm, divisor), ("acct", account_id), 1,
+             "requests per minute per account"),
+            (self._tokens, self._item(self._tpm, divisor), ("tok", account_id), max(1, tokens),
              "tokens per minute per account"),
         )
         try:
-            for item, ident, cost, name in checks:
-                if not self._limiter.hit(item, self._prefix, *ident, cost=cost):
+            for limiter, item, ident, cost, name in checks:
+                if not limiter.hit(item, self._prefix, *ident, cost=cost):
                     return f"{name} ({item.amount})"
         except Exception as exc:  # storage down: fail open, loudly
             self.errors += 1

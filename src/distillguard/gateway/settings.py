@@ -51,6 +51,10 @@ class Settings:
     scheme: str = "kgw"
     canary_bands: tuple[str, ...] = ("throttle", "restrict")
     canary_registry: str = ".distillguard/canaries.json"
+    # Seconds an authenticated key (with its account's status, tier and risk) is reused without
+    # a store lookup. Changes made through this gateway's admin API apply at once; changes made
+    # by another process (CLI, another replica) within this time. 0 = look up every request.
+    auth_cache_s: float = 1.0
     dev: bool = False
 
     def __post_init__(self) -> None:
@@ -73,6 +77,11 @@ class Settings:
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"The {name!r} parameter of Settings must be a positive integer. "
                                   f"Got {v!r} instead.")
+        for name, hi in (("upstream_timeout_s", 3600.0), ("auth_cache_s", 60.0)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= hi:
+                raise ConfigError(f"The {name!r} parameter of Settings must be a number of seconds "
+                                  f"in [0, {hi:g}]. Got {v!r} instead.")
         if not (self.store_url.startswith("sqlite:///") or self.store_url.startswith("postgresql://")):
             raise ConfigError("The 'store_url' parameter of Settings must start with 'sqlite:///' or "
                               f"'postgresql://'. Got {self.store_url!r} instead.")

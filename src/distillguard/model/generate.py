@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +114,7 @@ class Generator:
         top_p: float = 0.95,
         seed: int | None = None,
         batch_size: int = 16,
+        on_tokens: Callable[[int, Sequence[int]], None] | None = None,
     ) -> list[Generation]:
         """Answer every prompt; returns one :class:`Generation` per prompt, in order.
 
@@ -127,6 +128,9 @@ class Generator:
             top_p: nucleus mass in (0, 1].
             seed: seeds torch's sampler (reproducible for the same prompts and batch size).
             batch_size: rows per ``model.generate`` call; prompts are grouped by length.
+            on_tokens: streaming: called from the generating thread after every decoding step,
+                for each prompt whose answer is still open, with the prompt's index and its
+                generated ids so far (without the end-of-turn token). Keep it fast.
 
         Raises:
             InputError: empty or malformed prompts, a prompt longer than ``max_prompt_tokens``,
@@ -157,8 +161,17 @@ class Generator:
                 torch.manual_seed(seed)
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
+                streamer = None
+                if on_tokens is not None:
+                    from distillguard.model.streaming import RowStreamer
+
+                    def to_prompt(row: int, ids: Sequence[int], rows: list[int] = rows) -> None:
+                        on_tokens(rows[row], ids)
+
+                    streamer = RowStreamer(len(rows), self._eos.tolist(), to_prompt)
                 outs = self._generate_batch(
-                    [encoded[i] for i in rows], [plist[i] for i in rows], max_new_tokens, temperature, top_p
+                    [encoded[i] for i in rows], [plist[i] for i in rows], max_new_tokens, temperature, top_p,
+                    streamer,
                 )
                 for i, g in zip(rows, outs, strict=True):
                     results[i] = g
@@ -183,6 +196,7 @@ class Generator:
         max_new_tokens: int,
         temperature: float,
         top_p: float,
+        streamer: Any = None,
     ) -> list[Generation]:
         import torch
 
@@ -210,6 +224,7 @@ class Generator:
                 top_p=1.0,
                 top_k=0,
                 pad_token_id=pad,
+                streamer=streamer,
             )
         new = out[:, width:].numpy().astype(np.int64)
         return [self._finish(row, len(e)) for row, e in zip(new, encoded, strict=True)]
