@@ -116,9 +116,11 @@ async def test_rate_limit_per_key_returns_429(gw) -> None:
 async def test_one_account_does_not_consume_anothers_limit(gw) -> None:
     _, h1 = await gw.account("a")
     _, h2 = await gw.account("b")
-    for i in range(50):
-        await gw.client.post("/v1/chat/completions", json=varied(i), headers=h1)
-    assert (await gw.client.post("/v1/chat/completions", json=CHAT, headers=h1)).status_code == 429
+    statuses = [(await gw.client.post("/v1/chat/completions", json=varied(i), headers=h1)).status_code
+                for i in range(55)]
+    # A sliding-window counter: exact within a minute; across a minute boundary the previous
+    # minute's share is weighted, which can admit one or two extra requests, never more.
+    assert statuses[:50] == [200] * 50 and statuses[-3:] == [429] * 3
     assert (await gw.client.post("/v1/chat/completions", json=CHAT, headers=h2)).status_code == 200
 
 

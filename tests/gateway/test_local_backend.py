@@ -119,6 +119,25 @@ async def test_first_piece_arrives_before_the_answer_is_finished() -> None:
     assert "".join([first, *rest[:-1]]) == rest[-1].text
 
 
+@pytest.mark.parametrize("mode", ["no piece on the way", "result long after the last piece"])
+async def test_stream_ends_with_the_totals(mode: str) -> None:
+    import time
+
+    class Odd(_RecordingGenerator):
+        def generate(self, *a: Any, **k: Any) -> list[_Gen]:
+            if mode == "no piece on the way":  # all text arrives with the result
+                k.pop("on_tokens", None)
+                return super().generate(*a, **k)
+            out = super().generate(*a, **k)
+            time.sleep(0.2)  # the caller has every piece and waits on the result alone
+            return out
+
+    be = LocalModelBackend(KEY, generator=Odd(), window_s=0.01)
+    items = [item async for item in be.stream(_req("a", max_tokens=3))]
+    await be.aclose()
+    assert "".join(items[:-1]) == items[-1].text == "t0 t1 t2"
+
+
 async def test_rows_with_different_temperature_or_strength_run_separately() -> None:
     gen = _RecordingGenerator()
     be = LocalModelBackend(KEY, generator=gen, window_s=0.2)

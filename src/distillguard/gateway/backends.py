@@ -353,9 +353,10 @@ class LocalModelBackend:
             try:
                 await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                if not getter.done():
+                got = getter.done()
+                if not got:
                     getter.cancel()
-            if not getter.cancelled():
+            if got:
                 yield getter.result()
         yield fut.result()  # raises the generation error, if any
 

@@ -17,6 +17,7 @@ replica cannot check.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import math
@@ -64,11 +65,34 @@ def band_for(risk: float, exempt: bool, reasons: tuple[str, ...] = ()) -> Decisi
     raise ValueError("unreachable band table")  # pragma: no cover
 
 
+_RECENT = 200  # requests per account the template and extraction shares look at
+
+
 @dataclass
 class _State:
-    times: deque[float] = field(default_factory=lambda: deque(maxlen=200))
-    hashes: deque[str] = field(default_factory=lambda: deque(maxlen=200))
-    flags: deque[int] = field(default_factory=lambda: deque(maxlen=200))
+    # The last _RECENT requests, with running tallies so that a request costs O(1), not a
+    # pass over the window: the scorer runs on every request of the gateway's hot path.
+    times: deque[float] = field(default_factory=deque)
+    hashes: deque[str] = field(default_factory=deque)
+    flags: deque[int] = field(default_factory=deque)
+    hash_counts: dict[str, int] = field(default_factory=dict)
+    n_flags: int = 0
+
+    def push(self, now: float, digest: str, flag: int) -> None:
+        if len(self.hashes) == _RECENT:
+            self.times.popleft()
+            old = self.hashes.popleft()
+            left = self.hash_counts[old] - 1
+            if left:
+                self.hash_counts[old] = left
+            else:
+                del self.hash_counts[old]
+            self.n_flags -= self.flags.popleft()
+        self.times.append(now)
+        self.hashes.append(digest)
+        self.hash_counts[digest] = self.hash_counts.get(digest, 0) + 1
+        self.flags.append(flag)
+        self.n_flags += flag
 
 
 class OnlineScorer:
@@ -85,12 +109,12 @@ class OnlineScorer:
     def update(self, account_id: str, prompt: str, params: dict[str, Any], now: float
                ) -> tuple[float, tuple[str, ...]]:
         """Fold one request in; return (risk, reasons)."""
-        s = self._states.setdefault(account_id, _State())
-        s.times.append(now)
+        s = self._states.get(account_id)
+        if s is None:
+            s = self._states[account_id] = _State()
         norm = _NORM.sub(" ", prompt.lower()).strip()
-        s.hashes.append(hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16])
         extraction = bool(params.get("logprobs")) or int(params.get("max_tokens") or 0) >= 2048
-        s.flags.append(int(extraction))
+        s.push(now, hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16], int(extraction))
         return self.score(account_id, now)
 
     def score(self, account_id: str, now: float | None = None) -> tuple[float, tuple[str, ...]]:
@@ -101,11 +125,12 @@ class OnlineScorer:
         online = 0.0
         if s is not None and len(s.hashes) >= self.min_requests:
             t = now if now is not None else s.times[-1]
-            recent = [x for x in s.times if t - x <= self.window_s]
-            per_s = len(recent) / max(1.0, t - recent[0]) if recent else 0.0
+            first = bisect.bisect_left(s.times, t - self.window_s)  # times arrive in order
+            n_recent = len(s.times) - first
+            per_s = n_recent / max(1.0, t - s.times[first]) if n_recent else 0.0
             rate = min(1.0, per_s / self.high_rate_per_s)
-            template = 1.0 - len(set(s.hashes)) / len(s.hashes)
-            extraction = sum(s.flags) / len(s.flags)
+            template = 1.0 - len(s.hash_counts) / len(s.hashes)
+            extraction = s.n_flags / len(s.flags)
             online = 0.4 * rate + 0.4 * template + 0.2 * extraction
             if rate > 0.5:
                 reasons.append(f"request rate {per_s:.1f}/s")
@@ -130,12 +155,12 @@ class RateLimiter:
         self._prefix = prefix
         self._storage: Any = (storage.storage_from_string(redis_url, key_prefix=prefix) if redis_url
                               else storage.MemoryStorage())
-        # Token budgets use a sliding-window counter (O(1) per hit): a moving window keeps one
-        # entry per unit charged, i.e. per *token*, thousands per request. Request counts keep
-        # the exact moving window in memory; in Redis the counter serves both (one round trip).
-        self._tokens: Any = strategies.SlidingWindowCounterRateLimiter(self._storage)
-        self._limiter: Any = (self._tokens if redis_url
-                              else strategies.MovingWindowRateLimiter(self._storage))
+        # Sliding-window counters (the previous minute's count, weighted by how much of it is
+        # still inside the window, plus this minute's): O(1) per hit, and the same semantics in
+        # memory and in Redis. A moving window keeps one entry per unit charged (per *token* on
+        # the token budget) and re-slices those lists every 10 ms: the costliest step of a request.
+        self._limiter: Any = strategies.SlidingWindowCounterRateLimiter(self._storage)
+        self._tokens: Any = self._limiter
         self.errors = 0
 
     def _item(self, amount: int, divisor: int) -> Any:
