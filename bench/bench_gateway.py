@@ -41,6 +41,25 @@ app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error", access_log=False)
 """
 
+# The floor: the least a Python relay can do per request (same server stack and client library
+# as the gateway: uvicorn + Starlette in, aiohttp out), with no auth, limits, policy or log.
+_RELAY = r"""
+import sys, uvicorn, aiohttp
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+session = None
+async def chat(request):
+    global session
+    if session is None:
+        session = aiohttp.ClientSession()
+    async with session.post(sys.argv[2] + "/v1/chat/completions", data=await request.body(),
+                            headers={"content-type": "application/json"}) as r:
+        return Response(await r.read(), media_type="application/json")
+app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error", access_log=False)
+"""
+
 _GATEWAY = r"""
 import sys, uvicorn
 from distillguard.gateway.app import create_app
@@ -137,6 +156,48 @@ def _start_litellm(binary: str, upstream: str, tmp: str,
     return proc, port, master
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (LiteLLM's proxy may fork workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except (OSError, IndexError, ValueError):
+            continue
+        pids.extend(int(k) for k in kids)
+    return total
+
+
+async def _closed_loop(url: str, key: str, n: int, concurrency: int = 8) -> int:
+    import aiohttp
+
+    body = {"model": "m", "max_tokens": 4, "messages": [{"role": "user", "content": "hello"}]}
+    errors = 0
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
+        async def one() -> None:
+            nonlocal errors
+            async with sem, c.post("/v1/chat/completions", json=body) as r:
+                await r.read()
+                errors += r.status != 200
+        await asyncio.gather(*(one() for _ in range(n)))
+    return errors
+
+
+def _cpu_per_request(url: str, key: str, pid: int, n: int) -> tuple[float, int]:
+    """Server CPU milliseconds per request, closed loop (not sensitive to the machine's load the
+    way latency is: it counts the work, not the waiting)."""
+    asyncio.run(_closed_loop(url, key, 100))  # warm up (connections, caches)
+    before = _cpu_seconds(pid)
+    errors = asyncio.run(_closed_loop(url, key, n))
+    return (_cpu_seconds(pid) - before) * 1000.0 / n, errors
+
+
 def _pcts(lat: np.ndarray) -> np.ndarray:
     return np.nanpercentile(lat, [50, 99])
 
@@ -148,6 +209,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--litellm", help="path of a `litellm` proxy executable (installed in its own venv: "
                     "python -m venv /tmp/litellm-venv && /tmp/litellm-venv/bin/pip install 'litellm[proxy]')")
+    ap.add_argument("--cpu-requests", type=int, default=3000,
+                    help="requests per server in the closed-loop CPU measurement")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="dg-bench-gw-")
@@ -159,6 +222,11 @@ def main() -> None:
     try:
         _wait(up_port)
         procs.append(subprocess.Popen([sys.executable, "-c", _GATEWAY, str(gw_port), upstream, tmp], env=env))
+        gw_proc = procs[-1]
+        relay_port = _port()
+        procs.append(subprocess.Popen([sys.executable, "-c", _RELAY, str(relay_port), upstream], env=env))
+        relay_proc = procs[-1]
+        _wait(relay_port)
         _wait(gw_port)
         key = Path(tmp, "key").read_text()
         lite: tuple[int, str] | None = None
@@ -166,6 +234,7 @@ def main() -> None:
             proc, lport, master = _start_litellm(args.litellm, upstream, tmp, env)
             procs.append(proc)
             lite = (lport, master)
+            lite_proc = proc
         rows = []
         added_p99: dict[float, float] = {}
         ratio: dict[float, float] = {}
@@ -185,11 +254,24 @@ def main() -> None:
                         f"| {gp[0] - dp[0]:.2f} / {gp[1] - dp[1]:.2f} | {lcell} | {de} / {ge} / {lerr} |")
             added_p99[rate] = float(gp[1] - dp[1])
             print(rows[-1], flush=True)
+        cpu_rows = []
+        targets = [("upstream alone (fake model server)", upstream, key, procs[0].pid),
+                   ("minimal relay (Starlette + aiohttp; no auth, limits or log)",
+                    f"http://127.0.0.1:{relay_port}", key, relay_proc.pid),
+                   ("distillguard gateway", f"http://127.0.0.1:{gw_port}", key, gw_proc.pid)]
+        if lite is not None:
+            targets.append(("LiteLLM proxy", f"http://127.0.0.1:{lite[0]}", lite[1], lite_proc.pid))
+        cpu_ms: dict[str, float] = {}
+        for name, url, k, pid in targets:
+            ms, errs = _cpu_per_request(url, k, pid, args.cpu_requests)
+            cpu_ms[name] = ms
+            cpu_rows.append(f"| {name} | {args.cpu_requests} | {ms:.3f} | {errs} |")
+            print(cpu_rows[-1], flush=True)
         time.sleep(1.0)  # let the log writer drain before counting
         import sqlite3
 
         logged = sqlite3.connect(Path(tmp, "gw.db")).execute("SELECT COUNT(*) FROM request_log").fetchone()[0]
-        sent = sum(int(r * args.seconds) for r in args.rates)
+        sent = sum(int(r * args.seconds) for r in args.rates) + args.cpu_requests + 100
     finally:
         for p in procs:
             p.terminate()
@@ -214,6 +296,12 @@ def main() -> None:
           + ". Where a proxy's p50 is seconds, that single process (one uvicorn worker, sharing the "
           "cores with the client and the upstream) cannot keep up with the offered rate and the figure "
           "is queueing, not per-request overhead."
+          + "\n\nServer CPU per request, closed loop (8 in flight; the server process and its children, "
+          "from /proc): the work each server does per relayed request, which the machine's load does not "
+          "inflate the way it inflates latency. At a rate R a server needs R × this much CPU time per "
+          "second; 500 req/s at 1 ms/request is half a core.\n\n"
+          "| server | requests | CPU ms / request | errors |\n|---|---|---|---|\n" + "\n".join(cpu_rows)
+          + _cpu_note(cpu_ms) +
           f"\n\nRequest-log rows in the gateway's SQLite store after the run: {logged} of {sent} "
           f"gateway requests.\n\n{lite_note}\n")
     print(md)
@@ -221,6 +309,19 @@ def main() -> None:
         from _report import write_section
 
         write_section("gateway", "Gateway added latency (fake upstream), with LiteLLM's proxy", md)
+
+
+def _cpu_note(cpu_ms: dict[str, float]) -> str:
+    dg = cpu_ms.get("distillguard gateway")
+    relay = cpu_ms.get("minimal relay (Starlette + aiohttp; no auth, limits or log)")
+    lite = cpu_ms.get("LiteLLM proxy")
+    parts = []
+    if dg and relay:
+        parts.append(f"distillguard / minimal relay: {dg / relay:.2f}× (what keys, limits, risk policy, "
+                     "canaries and the request log cost on top of relaying)")
+    if dg and lite:
+        parts.append(f"distillguard / LiteLLM: {dg / lite:.2f}×")
+    return ("\n\nRatios in the same run: " + "; ".join(parts) + ".") if parts else ""
 
 
 def _litellm_version(binary: str | None) -> str:
