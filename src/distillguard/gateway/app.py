@@ -9,8 +9,8 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -67,13 +67,16 @@ class _Timing:
 
     def __init__(self, app: Any, m_req: Any, m_lat: Any) -> None:
         self.app, self.m_req, self.m_lat = app, m_req, m_lat
+        # Labelled children resolved once per label set (the label lookup is most of the cost).
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._latencies: dict[str, Any] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        rid = "req_" + uuid.uuid4().hex[:20]
+        rid = "req_" + secrets.token_hex(10)
         state = scope.setdefault("state", {})
         state["t0"], state["request_id"] = t0, rid
         status = [500]
@@ -89,8 +92,14 @@ class _Timing:
             path = scope.get("path", "")
             # Bounded label set: ids in admin paths and random 404 paths would explode it.
             label = path if path in _METRIC_PATHS else ("/admin" if path.startswith("/admin") else "other")
-            self.m_req.labels(label, str(status[0])).inc()
-            self.m_lat.labels(label).observe(time.perf_counter() - t0)
+            counter = self._counters.get((label, status[0]))
+            if counter is None:
+                counter = self._counters[(label, status[0])] = self.m_req.labels(label, str(status[0]))
+            latency = self._latencies.get(label)
+            if latency is None:
+                latency = self._latencies[label] = self.m_lat.labels(label)
+            counter.inc()
+            latency.observe(time.perf_counter() - t0)
 
 
 def _backend_for(settings: Settings, key: SecretKey) -> Backend:
