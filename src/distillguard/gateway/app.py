@@ -321,7 +321,8 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             "prompt_sha256": digest,
         }
 
-    def _policy(key: ApiKey, account: Account, req: CompletionRequest, params: dict[str, Any]) -> float:
+    async def _policy(key: ApiKey, account: Account, req: CompletionRequest, params: dict[str, Any]
+                      ) -> float:
         if account.status == "blocked":
             raise ApiError(403, "this account is blocked", "permission_error", code="account_blocked")
         # The account row is read per request, so a risk imported by another process (CLI
@@ -344,7 +345,7 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
         if params.get("logprobs") and not d.logprobs_allowed:
             raise ApiError(403, "logprobs are disabled for this account", "permission_error",
                            param="logprobs", code="logprobs_disabled")
-        exceeded = limiter.hit(key.key_id, account.account_id, req.max_tokens, d.limit_divisor)
+        exceeded = await limiter.ahit(key.key_id, account.account_id, req.max_tokens, d.limit_divisor)
         if exceeded:
             raise ApiError(429, f"rate limit exceeded: {exceeded}", "rate_limit_error",
                            code="rate_limit_exceeded")
@@ -367,7 +368,7 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
                                    None, None))
             raise
         try:
-            delta = _policy(key, account, req, params)
+            delta = await _policy(key, account, req, params)
         except ApiError as exc:
             writer.put(_log_record(request, key, account, req, params, endpoint, exc.status, started,
                                    None, None))
