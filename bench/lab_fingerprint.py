@@ -1,0 +1,191 @@
+"""The fingerprint lab: canaries, behavioural fingerprint and their survival on real students.
+
+    .venv/bin/python bench/lab_fingerprint.py            # defaults (see FingerprintLabConfig)
+    .venv/bin/python bench/lab_fingerprint.py --quick    # a smoke run in a few minutes
+
+SmolLM2 passes (harvest, paraphrase, our probe answers) are cached under .cache/lab/ (tags
+fp-*). Results go to the "lab-fingerprint" section of docs/benchmarks.md and to
+.cache/lab/results-fingerprint.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _report import markdown_table, write_section
+
+from distillguard.fingerprint.canaries import CanaryConfig
+from distillguard.lab.fingerprint_lab import FingerprintLabConfig, FingerprintLabResult, run_fingerprint_lab
+from distillguard.lab.student import StudentConfig
+from distillguard.watermark import KGW, KGWConfig, SecretKey
+
+ROOT = Path(__file__).resolve().parent.parent
+# A fixed, public lab key (canaries and watermark): an experiment, never reuse it to serve.
+FP_LAB_KEY = SecretKey(bytes(range(11, 43)))
+QUICK = {
+    "accounts": 3, "distiller": 1, "canary": CanaryConfig(per_account=10, decoys=30),
+    "n_sharegpt": 8, "max_new_tokens": 16, "n_probes": 12, "n_distilled": 2, "n_controls": 2,
+    "n_references": 1, "scrub_steps": 10, "quality_answers": 4, "traffic_conversations": 200,
+    "student": StudentConfig(steps=30),
+}
+
+
+def _p(log10_p: float) -> str:
+    if not math.isfinite(log10_p):
+        return "0"
+    return f"{10**log10_p:.2g}" if log10_p > -3 else f"1e{log10_p:.1f}"
+
+
+def _rows(res: FingerprintLabResult) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for s in res.suspects:
+        c = s.canary.result
+        mine = c.per_account.get(res.distiller, {})
+        others = max((int(v["hits"]) for a, v in c.per_account.items() if a != res.distiller), default=0)
+        b = s.behaviour.result if s.behaviour is not None else None
+        rows.append([
+            s.name, s.kind, f"{s.final_loss:.2f}",
+            f"{int(mine.get('hits', 0))}/{int(mine.get('canaries', 0))}", others,
+            f"{c.decoy_hits}/{c.decoys}",
+            _p(c.log10_p_value), c.traced_account or "–",
+            (f"{_p(b.log10_p_value)} (T={b.statistic}, null {b.expected_under_null:.0f})"
+             if b else "(reference)"),
+            _p(s.watermark_log10_p), _p(s.combined.log10_p_value),
+            "**yes**" if s.flagged else "no",
+        ])
+    return rows
+
+
+def _targets(res: FingerprintLabResult) -> list[str]:
+    cfg = res.config
+    alpha = cfg.alpha
+    dist = res.by_kind("distilled")
+    indep = res.by_kind("control") + res.by_kind("reference")
+    traced = [s for s in dist if s.canary.result.traced_account == res.distiller
+              and s.canary.result.log10_p_value <= math.log10(1e-6)]
+    leaked = [s.name for s in dist for a, v in s.canary.result.per_account.items()
+              if a != res.distiller and float(v.get("log10_p_holm", 0.0)) <= math.log10(alpha)]
+    decoys = sum(s.canary.result.decoy_hits for s in dist)
+    flagged = [s.name for s in indep if s.flagged or s.canary.result.traced_account is not None
+               or (s.behaviour is not None and s.behaviour.result.descends)]
+    auc = res.auroc["behaviour"]
+    ok = {True: "**met**", False: "**not met**"}
+    descends = sum(s.behaviour is not None and s.behaviour.result.descends for s in dist)
+    marked = sum(s.watermark_log10_p <= math.log10(alpha) for s in dist)
+    return [
+        f"- Each line on its own at α = {alpha:g}: canaries trace {len(traced)}/{len(dist)}, behaviour "
+        f"flags {descends}/{len(dist)}, watermark {marked}/{len(dist)} of the distilled students "
+        "(an AUROC over p-values that are all near 1 ranks noise).",
+        f"- Canaries, p ≤ 1e-6 and traced to `{res.distiller}` (Holm over {cfg.accounts} accounts): "
+        f"{ok[bool(dist) and len(traced) == len(dist)]} — {len(traced)}/{len(dist)} distilled students; "
+        f"other accounts named: {leaked or 'none'}; decoy hits over all distilled students: {decoys}.",
+        f"- Behavioural test, AUROC ≥ 0.95 from ≤ 200 probes (distilled vs control students, "
+        f"{cfg.n_probes} probes): {ok[auc >= 0.95]} — AUROC {auc:.2f} "
+        f"(by probes: {', '.join(f'{m}: {a:.2f}' for m, a in res.auroc_by_probes.items())}).",
+        f"- Controls not flagged at α = {alpha:g} (any line or combined, {len(indep)} independent students): "
+        f"{ok[not flagged]}{' — flagged: ' + ', '.join(flagged) if flagged else ''}.",
+    ]
+
+
+def render(res: FingerprintLabResult) -> str:
+    cfg, q, sc = res.config, res.quality, res.config.student
+    header = ["student", "kind", "loss", f"{res.distiller} canaries hit", "max other account hits",
+              "decoy hits", "canary p (Holm)", "traced to", "behaviour p", "watermark p", "combined p",
+              f"flagged @ {cfg.alpha:g}"]
+    surv = {s.name: s for s in res.suspects if s.kind in ("scrubbed", "paraphrased")}
+    base = res.by_kind("distilled")[0]
+    surv_rows: list[list[object]] = [
+        [name, _p(s.canary.result.log10_p_value), s.canary.result.traced_account or "–",
+         _p(s.behaviour_log10_p), _p(s.watermark_log10_p), _p(s.combined.log10_p_value)]
+        for name, s in [("distilled-s0 (before)", base), *surv.items()]]
+    ex = res.by_kind("distilled")[0].canary_answer_example.replace("\n", " ").replace("|", "/")[:300]
+    return "\n".join([
+        f"Canary registry: {cfg.accounts} accounts in canary mode ({cfg.canary.per_account} canaries each, "
+        f"{cfg.canary.decoys} decoys; gateway `CanaryService`, key id `{res.key_id}`); the extraction "
+        f"account `{res.distiller}` sends a topic sweep ({cfg.sweep_repeats} question per concept of the "
+        f"packaged list) plus {cfg.n_sharegpt} ShareGPT prompts: {res.harvest_answers} answers by "
+        f"SmolLM2-135M-Instruct, watermarked (`{res.scheme}`), ≤ {cfg.max_new_tokens} new tokens, "
+        f"T = {cfg.temperature} ({res.harvest_tokens:,} tokens incl. prompts).",
+        f"Students: Llama-style, {sc.n_layers} layers, d = {sc.d_model}, {res.n_params / 1e6:.2f} M "
+        f"parameters, {sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens; {cfg.n_distilled} distilled "
+        f"(seeds), {cfg.n_controls} control suspects and {cfg.n_references} reference students trained on "
+        f"disjoint slices of ShareGPT ChatGPT answers of the same size and shape; scrub = "
+        f"{cfg.scrub_steps} more steps on clean ChatGPT text; paraphrased = trained on SmolLM2's "
+        "paraphrase of every served answer.",
+        f"Audit as `distillguard audit` runs it: {res.canary_questions} canary probe questions "
+        f"(answers ≤ {2 * cfg.max_new_tokens} tokens), {res.probe_prompts} behavioural probes (held-out "
+        "ShareGPT prompts; references: ShareGPT's ChatGPT answers + the reference students; "
+        "character-4-gram Jaccard), watermark radioactivity on the same probe answers; combined = "
+        "Bonferroni minimum (valid under dependence).",
+        "",
+        markdown_table(header, _rows(res)),
+        "",
+        f"AUROC, distilled vs control students: behaviour {res.auroc['behaviour']:.2f}, canaries "
+        f"{res.auroc['canaries']:.2f}, watermark {res.auroc['watermark']:.2f}, combined "
+        f"{res.auroc['combined']:.2f} ({cfg.n_distilled} × {cfg.n_controls} pairs: a coarse estimate).",
+        "",
+        "Survival (each line's remaining strength):",
+        "",
+        markdown_table(["student", "canary p", "traced to", "behaviour p", "watermark p", "combined p"],
+                       surv_rows),
+        "",
+        "Targets:",
+        *_targets(res),
+        "",
+        f"Quality cost of canary mode: {q.touched_harvest:.0%} of the extraction account's answers touched "
+        f"({q.distinct_served}/{cfg.canary.per_account} of its canaries served); ordinary ShareGPT "
+        f"traffic: {q.touched_traffic:.1%} of first turns would be touched. A touched answer gains "
+        f"{q.added_tokens:.1f} tokens (+{q.added_fraction:.0%}), character-4-gram similarity to the "
+        f"original {q.similarity:.2f}; SmolLM2 perplexity of the answer {math.exp(q.nll_original):.2f} → "
+        f"{math.exp(q.nll_served):.2f} with the canary (×{q.perplexity_ratio:.2f}); the canary sentence "
+        f"alone {math.exp(q.nll_sentence):.1f} ({q.n_scored} answers scored). Nothing else in the answer "
+        "changes.",
+        "",
+        f"Example, distilled-s0 asked about one of `{res.distiller}`'s canary concepts: “{ex}”",
+        "",
+        f"Total wall time {res.seconds / 60:.1f} min on this machine (1 torch thread, 2 shared cores); "
+        f"SmolLM2 passes {res.harvest_seconds / 60:.1f} min of it (≈ 0 when cached).",
+    ])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--steps", type=int, default=300, help="training steps per student")
+    ap.add_argument("--probes", type=int, default=100, help="behavioural probe prompts (≤ 200)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
+    ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    from distillguard.model import Generator
+
+    torch.set_num_threads(1)
+    cfg = FingerprintLabConfig(n_probes=args.probes, student=StudentConfig(steps=args.steps))
+    if args.quick:
+        cfg = replace(cfg, **QUICK)  # type: ignore[arg-type]
+    gen = Generator.load(None, num_threads=1)
+    scheme = KGW(KGWConfig(), FP_LAB_KEY)
+    res = run_fingerprint_lab(gen, scheme, FP_LAB_KEY, ROOT / ".cache" / "lab", cfg,
+                              log=lambda m: print(m, flush=True))
+    name = "results-fingerprint-quick.json" if args.quick else "results-fingerprint.json"
+    out = ROOT / ".cache" / "lab" / name
+    out.write_text(json.dumps(asdict(res), indent=1, default=str))
+    body = render(res)
+    print(body)
+    if not args.no_write and not args.quick:
+        title = "Fingerprint lab (canaries, behaviour, survival, quality cost)"
+        write_section("lab-fingerprint", title, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,611 @@
+"""The fingerprint lab: canaries and behavioural fingerprints against real distilled students.
+
+One extraction account among several flagged ones is served in canary mode by the gateway's own
+:class:`~distillguard.gateway.canary.CanaryService` while it sweeps topics (the canary concepts
+included) and ordinary ShareGPT prompts; SmolLM2 (watermarked, as served) answers. Students:
+
+- ``distilled-s<k>`` — trained on that account's harvest (canary sentences included), seed k;
+- ``control-<i>`` — trained on ShareGPT ChatGPT answers (disjoint slices, own seeds): they are
+  the suspects that must *not* be flagged;
+- ``reference-<i>`` — more such independent students, used only as behavioural references
+  (with ShareGPT's ChatGPT answers), never as suspects;
+- ``scrubbed`` — ``distilled-s0`` further fine-tuned on clean ChatGPT text;
+- ``paraphrased`` — trained on the harvest after SmolLM2 paraphrased every answer.
+
+Every suspect is audited the way ``distillguard audit`` does it: the canary probe questions of
+the registry (:func:`~distillguard.provenance.lines.canary_line`, Holm over every account that
+was served canaries), the behavioural probes against our model and the references
+(:func:`~distillguard.provenance.lines.behaviour_line`), and the watermark's black-box
+radioactivity test on the same probe answers. The quality cost of canary mode is measured on the
+served answers themselves. torch is imported lazily (an edge of the library, run by
+``bench/lab_fingerprint.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distillguard.errors import ConfigError, InputError
+from distillguard.fingerprint.behavioural import char_ngram_jaccard
+from distillguard.fingerprint.canaries import CanaryConfig, CanarySet
+from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
+from distillguard.fingerprint.concepts import default_concepts
+from distillguard.lab.harvest import HarvestRecord, harvest, harvest_path, sharegpt_prompts
+from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
+from distillguard.provenance.lines import (
+    BehaviourLine,
+    CanaryLine,
+    behaviour_line,
+    canary_line,
+    canary_prompts,
+)
+from distillguard.provenance.probes import sharegpt_answers
+from distillguard.watermark.base import WatermarkScheme
+from distillguard.watermark.keys import SecretKey
+
+__all__ = [
+    "FingerprintLabConfig",
+    "FingerprintLabResult",
+    "LabHarvests",
+    "QualityCost",
+    "SuspectResult",
+    "auroc",
+    "collect_harvests",
+    "run_fingerprint_lab",
+    "sweep_prompts",
+]
+
+SWEEP_TEMPLATES = (
+    "Explain {c} in simple terms.",
+    "What is {c}? Give a short overview.",
+    "How does {c} work, and where is it used?",
+)
+PARAPHRASE_ASK = "Paraphrase the following text. Keep its meaning, change the wording.\n\n{text}"
+
+
+@dataclass(frozen=True)
+class FingerprintLabConfig:
+    """Sizes of the fingerprint lab (defaults: about 35 minutes on one CPU thread, uncached).
+
+    Attributes:
+        accounts: accounts enrolled in canary mode (all of them enter the Holm correction).
+        distiller: index of the account that harvests (and whose answers are distilled).
+        sweep_repeats: topic-sweep prompts per canary concept (templates rotate).
+        sweep_concepts: sweep only this many concepts, drawn at random (0 = every concept).
+        n_sharegpt: ordinary ShareGPT prompts the extraction account also sends.
+        max_new_tokens, temperature: SmolLM2's answers (harvest and behavioural probes).
+        n_probes: behavioural probe prompts (held-out ShareGPT prompts with a ChatGPT answer).
+        student: architecture and budget of every student.
+        n_distilled, n_controls, n_references: students of each kind.
+        scrub_steps: extra fine-tuning steps of the scrubbed student on clean text.
+        paraphrase: train the paraphrased student (one more SmolLM2 pass over the harvest).
+        quality_answers: touched answers scored for perplexity with and without the canary.
+        traffic_conversations: ShareGPT conversations used for the share of ordinary answers
+            that canary mode touches.
+        alpha: significance level of the audit (canaries and behaviour).
+        seed: harvest sampling, data order and the student seeds' base.
+    """
+
+    accounts: int = 8
+    distiller: int = 3
+    canary: CanaryConfig = field(default_factory=CanaryConfig)
+    sweep_repeats: int = 1
+    sweep_concepts: int = 0
+    n_sharegpt: int = 40
+    max_new_tokens: int = 64
+    temperature: float = 0.8
+    n_probes: int = 100
+    student: StudentConfig = field(default_factory=lambda: StudentConfig(steps=300))
+    n_distilled: int = 3
+    n_controls: int = 3
+    n_references: int = 2
+    scrub_steps: int = 100
+    paraphrase: bool = True
+    quality_answers: int = 40
+    traffic_conversations: int = 2000
+    alpha: float = 1e-6
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        ints = ("accounts", "sweep_repeats", "max_new_tokens", "n_probes", "n_distilled", "n_controls",
+                "n_references")
+        for name in ints:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"The {name!r} parameter of FingerprintLabConfig must be an int ≥ 1. "
+                                  f"Got {v!r} instead.")
+        counts = ("sweep_concepts", "n_sharegpt", "scrub_steps", "quality_answers", "traffic_conversations")
+        for name in counts:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"The {name!r} parameter of FingerprintLabConfig must be an int ≥ 0. "
+                                  f"Got {v!r} instead.")
+        if not 0 <= self.distiller < self.accounts:
+            raise ConfigError(f"The 'distiller' parameter of FingerprintLabConfig must be an account index "
+                              f"in [0, {self.accounts}). Got {self.distiller!r} instead.")
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"The 'alpha' parameter of FingerprintLabConfig must be a float in (0, 1). "
+                              f"Got {self.alpha!r} instead.")
+
+    @property
+    def account_ids(self) -> tuple[str, ...]:
+        return tuple(f"account-{i}" for i in range(self.accounts))
+
+    @property
+    def distiller_id(self) -> str:
+        return self.account_ids[self.distiller]
+
+
+def sweep_prompts(concepts: Sequence[str], repeats: int, rng: np.random.Generator) -> list[str]:
+    """An extraction account's topic sweep: ``repeats`` questions per concept, templates rotating."""
+    out = [SWEEP_TEMPLATES[(i + r) % len(SWEEP_TEMPLATES)].format(c=c)
+           for r in range(repeats) for i, c in enumerate(concepts)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+@dataclass(frozen=True)
+class LabHarvests:
+    """Everything SmolLM2 produced for the lab (all cached on disk)."""
+
+    registry: CanarySet
+    records: tuple[HarvestRecord, ...]       # the distiller's answers as generated
+    served: tuple[str, ...]                  # the same answers as served (canary sentence added)
+    paraphrased: tuple[str, ...]             # SmolLM2's paraphrase of each served answer ('' if off)
+    probes: tuple[str, ...]                  # behavioural probe prompts
+    ours: tuple[str, ...]                    # our model's answers to them
+    chatgpt: tuple[str, ...]                 # ShareGPT's ChatGPT answers to them (same token budget)
+    seconds: float
+
+
+def _harvest(generator: Any, prompts: Sequence[str], *, cache_dir: Path, tag: str, max_new_tokens: int,
+             temperature: float, seed: int, progress: Callable[[int, int], None]) -> list[HarvestRecord]:
+    """:func:`~distillguard.lab.harvest.harvest`, reading a complete cache file line by line
+    when the harvest module refuses it: its reader splits on ``str.splitlines`` boundaries,
+    and a ShareGPT prompt holding U+2028 / U+0085 (kept raw by ``ensure_ascii=False``) breaks a
+    JSON record in two there."""
+    try:
+        return harvest(generator, prompts, cache_dir=cache_dir, tag=tag, max_new_tokens=max_new_tokens,
+                       temperature=temperature, seed=seed, progress=progress)
+    except InputError:
+        plist: list[int | None] = [None] * len(prompts)
+        settings = {  # the same description harvest() hashes into the cache file name
+            "prompts": hashlib.sha256("\x00".join(prompts).encode()).hexdigest(), "n": len(prompts),
+            "payloads": hashlib.sha256(repr(plist).encode()).hexdigest(), "max_new_tokens": max_new_tokens,
+            "temperature": temperature, "seed": seed,
+        }
+        path = harvest_path(cache_dir, generator.scheme, tag, settings)
+        if not path.exists():
+            raise
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        if len(rows) < len(prompts):
+            raise
+        return [HarvestRecord(d["prompt"], tuple(d["prompt_ids"]), tuple(d["token_ids"]), d["text"],
+                              d["payload"]) for d in rows[: len(prompts)]]
+
+
+def _canary_service(key: SecretKey, cache_dir: Path, cfg: FingerprintLabConfig) -> Any:
+    from distillguard.gateway.canary import CanaryService
+
+    path = cache_dir / f"fp-canaries-{cfg.accounts}-{cfg.canary.per_account}-{cfg.canary.decoys}.json"
+    service = CanaryService(key, path, config=cfg.canary)
+    for account in cfg.account_ids:
+        service.enroll(account)
+    return service
+
+
+def collect_harvests(
+    generator: Any,
+    scheme: WatermarkScheme,
+    key: SecretKey,
+    cache_dir: Path,
+    config: FingerprintLabConfig | None = None,
+    *,
+    log: Callable[[str], None] = print,
+) -> LabHarvests:
+    """Run (or load from ``cache_dir``) every SmolLM2 pass of the lab.
+
+    The gateway's canary service enrols ``config.accounts`` accounts under ``key`` and plants the
+    distiller's canaries in its answers exactly as ``distillguard serve`` would.
+
+    Raises:
+        InputError: fewer probe prompts with a ChatGPT answer than ``n_probes``.
+    """
+    cfg = config or FingerprintLabConfig()
+    t0 = time.perf_counter()
+    service = _canary_service(key, cache_dir, cfg)
+    rng = np.random.default_rng(cfg.seed)
+    concepts = default_concepts()
+    if cfg.sweep_concepts:
+        concepts = tuple(concepts[i] for i in np.sort(rng.permutation(len(concepts))[: cfg.sweep_concepts]))
+    prompts = sweep_prompts(concepts, cfg.sweep_repeats, rng) + sharegpt_prompts(cfg.n_sharegpt)
+    prompts = [prompts[i] for i in rng.permutation(len(prompts))]
+
+    def progress(tag: str) -> Callable[[int, int], None]:
+        return lambda d, n: log(f"{tag}: {d}/{n}")
+
+    n_new = cfg.max_new_tokens
+    records = _harvest(generator.with_scheme(scheme), prompts, cache_dir=cache_dir, tag="fp-harvest",
+                      max_new_tokens=n_new, temperature=cfg.temperature, seed=cfg.seed,
+                      progress=progress("harvest"))
+    served = [r.text if (m := service.mark(cfg.distiller_id, r.prompt, r.text)) is None
+              else r.text.rstrip() + " " + m for r in records]
+    paraphrased: list[str] = [""] * len(served)
+    if cfg.paraphrase:
+        asks = [PARAPHRASE_ASK.format(text=s) for s in served]
+        para = _harvest(generator.with_scheme(None), asks, cache_dir=cache_dir, tag="fp-paraphrase",
+                       max_new_tokens=n_new + 16, temperature=0.7, seed=cfg.seed,
+                       progress=progress("paraphrase"))
+        paraphrased = [r.text for r in para]
+    # Behavioural probes: held-out ShareGPT prompts (far past the harvest's) with a ChatGPT answer.
+    candidates = sharegpt_prompts(cfg.n_probes * 2, offset=1000, max_chars=400)
+    chat = sharegpt_answers(candidates)
+    probes = [p for p in candidates if chat.get(p, "").strip()][: cfg.n_probes]
+    if len(probes) < cfg.n_probes:
+        raise InputError(f"Only {len(probes)} probe prompts have a ChatGPT answer; need {cfg.n_probes}.")
+    ours = _harvest(generator.with_scheme(scheme), probes, cache_dir=cache_dir, tag="fp-ours",
+                   max_new_tokens=n_new, temperature=cfg.temperature, seed=cfg.seed + 7,
+                   progress=progress("our probe answers"))
+    return LabHarvests(
+        registry=service.registry, records=tuple(records), served=tuple(served),
+        paraphrased=tuple(paraphrased), probes=tuple(probes), ours=tuple(r.text for r in ours),
+        # ChatGPT's answers cut to the same token budget as every other model's: a reference much
+        # longer than ours would lose every character-n-gram comparison by length alone.
+        chatgpt=tuple(generator.tokenizer.decode(_ids(generator.tokenizer, chat[p])[:n_new],
+                                                 skip_special_tokens=True) for p in probes),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+@dataclass(frozen=True)
+class QualityCost:
+    """What canary mode costs the user it is served to (measured on served SmolLM2 answers).
+
+    Attributes:
+        touched_harvest: share of the extraction account's answers that got a canary sentence.
+        touched_traffic: share of ordinary ShareGPT first turns (prompt + ChatGPT answer as a
+            stand-in for ours) an enrolled account would see touched, averaged over accounts.
+        distinct_served: of the distiller's canaries, how many were served at least once.
+        added_tokens: mean tokens added to a touched answer.
+        added_fraction: mean added tokens / original answer tokens, over touched answers.
+        similarity: mean character-4-gram Jaccard of served vs original touched answer.
+        nll_original, nll_served: SmolLM2's mean per-token negative log-likelihood of the
+            original and of the served answer (touched answers scored, given the prompt).
+        nll_sentence: the same for the canary sentence's own tokens (how odd it reads).
+        n_scored: touched answers scored for likelihood.
+    """
+
+    touched_harvest: float
+    touched_traffic: float
+    distinct_served: int
+    added_tokens: float
+    added_fraction: float
+    similarity: float
+    nll_original: float
+    nll_served: float
+    nll_sentence: float
+    n_scored: int
+
+    @property
+    def perplexity_ratio(self) -> float:
+        """Perplexity of the served answers over that of the originals (1.0 = no cost)."""
+        return math.exp(self.nll_served - self.nll_original)
+
+
+@dataclass(frozen=True)
+class SuspectResult:
+    """One student's audit, every line of evidence as ``distillguard audit`` reports it.
+
+    ``kind`` is ``distilled``, ``control`` or ``reference`` (independent students), or a survival
+    case (``scrubbed``, ``paraphrased``). References are behavioural references, so they have
+    no behavioural line of their own (``behaviour`` is None).
+    """
+
+    name: str
+    kind: str
+    train_tokens: int
+    final_loss: float
+    train_seconds: float
+    canary: CanaryLine
+    behaviour: BehaviourLine | None
+    watermark_log10_p: float
+    combined: CombinedEvidence
+    canary_answer_example: str
+
+    @property
+    def behaviour_log10_p(self) -> float:
+        return self.behaviour.result.log10_p_value if self.behaviour is not None else 0.0
+
+    @property
+    def flagged(self) -> bool:
+        """The combined audit concludes descent at the lab's alpha."""
+        return self.combined.conclusion
+
+
+@dataclass(frozen=True)
+class FingerprintLabResult:
+    """Everything the fingerprint lab measured."""
+
+    config: FingerprintLabConfig
+    key_id: str
+    scheme: str
+    distiller: str
+    n_params: int
+    harvest_answers: int
+    harvest_tokens: int
+    harvest_seconds: float
+    probe_prompts: int
+    canary_questions: int
+    suspects: tuple[SuspectResult, ...]
+    auroc: dict[str, float]
+    auroc_by_probes: dict[int, float]
+    quality: QualityCost
+    seconds: float
+
+    def by_kind(self, kind: str) -> list[SuspectResult]:
+        return [s for s in self.suspects if s.kind == kind]
+
+
+def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """P(score of a positive > score of a negative), ties counted one half (Mann-Whitney).
+
+    Raises:
+        InputError: either list is empty.
+    """
+    if not positives or not negatives:
+        raise InputError("auroc needs at least one positive and one negative score.")
+    pos, neg = np.asarray(positives, dtype=float)[:, None], np.asarray(negatives, dtype=float)[None, :]
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def _chat_ids(tokenizer: Any, prompt: str) -> list[int]:
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                        tokenize=True)
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def _control_slices(tokenizer: Any, n_slices: int, n_tokens: int, max_new_tokens: int,
+                    skip: set[str]) -> list[list[np.ndarray]]:
+    """Disjoint slices of ShareGPT (first prompt, ChatGPT answer cut to ``max_new_tokens``
+    tokens) pairs, each about ``n_tokens`` long: the independent students' training data, shaped
+    like a harvest of another model."""
+    from distillguard.data.corpora import iter_sharegpt
+
+    slices: list[list[np.ndarray]] = [[]]
+    total = 0
+    for conv in iter_sharegpt():
+        pair = next(conv.pairs(), None)
+        if pair is None or pair[0] in skip or len(pair[0]) > 600 or not pair[1].strip():
+            continue
+        seq = np.asarray(_chat_ids(tokenizer, pair[0]) + _ids(tokenizer, pair[1])[:max_new_tokens],
+                         dtype=np.int64)
+        slices[-1].append(seq)
+        total += seq.size
+        if total >= n_tokens:
+            if len(slices) == n_slices:
+                return slices
+            slices.append([])
+            total = 0
+    raise InputError(f"ShareGPT holds too few conversations for {n_slices} slices of {n_tokens} tokens.")
+
+
+def quality_cost(
+    generator: Any, harvests: LabHarvests, config: FingerprintLabConfig, key: SecretKey, cache_dir: Path
+) -> QualityCost:
+    """Measure canary mode's cost on the served answers (see :class:`QualityCost`)."""
+    import torch
+
+    from distillguard.data.corpora import iter_sharegpt
+
+    cfg, tok = config, generator.tokenizer
+    touched = [i for i, (r, s) in enumerate(zip(harvests.records, harvests.served, strict=True))
+               if s != r.text]
+    reg = harvests.registry
+    served_aliases = {c.alias for c in reg.for_account(cfg.distiller_id)
+                      if any(c.alias in harvests.served[i] for i in touched)}
+    service = _canary_service(key, cache_dir, cfg)
+    traffic = []
+    for conv in iter_sharegpt(limit=cfg.traffic_conversations):
+        pair = next(conv.pairs(), None)
+        if pair is not None:
+            traffic.append(pair)
+    hits = [sum(service.mark(a, p, t) is not None for p, t in traffic) / max(1, len(traffic))
+            for a in cfg.account_ids]
+    added, frac, sims = [], [], []
+    for i in touched:
+        orig, new = harvests.records[i].text, harvests.served[i]
+        n_orig, n_new = len(_ids(tok, orig)), len(_ids(tok, new))
+        added.append(n_new - n_orig)
+        frac.append((n_new - n_orig) / max(1, n_orig))
+        sims.append(char_ngram_jaccard(orig, new))
+    model = generator.model
+    nll_o, nll_s, nll_c = [], [], []
+    with torch.inference_mode():
+        for i in touched[: cfg.quality_answers]:
+            rec = harvests.records[i]
+            head = list(rec.prompt_ids)
+            orig_ids = _ids(tok, rec.text.rstrip())
+            new_ids = _ids(tok, harvests.served[i])
+            ids = torch.tensor([head + new_ids])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+            tok_nll = -logp.gather(1, ids[0, 1:, None])[:, 0].numpy()[len(head) - 1:]
+            ids_o = torch.tensor([head + orig_ids])
+            logp_o = torch.log_softmax(model(input_ids=ids_o).logits[0, :-1].float(), dim=-1)
+            tok_nll_o = -logp_o.gather(1, ids_o[0, 1:, None])[:, 0].numpy()[len(head) - 1:]
+            shared = next((k for k, (a, b) in enumerate(zip(orig_ids, new_ids, strict=False)) if a != b),
+                          min(len(orig_ids), len(new_ids)))
+            nll_o.append(float(tok_nll_o.mean()))
+            nll_s.append(float(tok_nll.mean()))
+            nll_c.append(float(tok_nll[shared:].mean()))
+    return QualityCost(
+        touched_harvest=len(touched) / max(1, len(harvests.records)),
+        touched_traffic=float(np.mean(hits)),
+        distinct_served=len(served_aliases),
+        added_tokens=float(np.mean(added)) if added else 0.0,
+        added_fraction=float(np.mean(frac)) if frac else 0.0,
+        similarity=float(np.mean(sims)) if sims else 1.0,
+        nll_original=float(np.mean(nll_o)) if nll_o else 0.0,
+        nll_served=float(np.mean(nll_s)) if nll_s else 0.0,
+        nll_sentence=float(np.mean(nll_c)) if nll_c else 0.0,
+        n_scored=len(nll_o),
+    )
+
+
+@dataclass
+class _Answers:
+    """A student's answers to both probe sets (kept; the student itself is dropped)."""
+
+    name: str
+    kind: str
+    student: Student
+    train_tokens: int
+    probe_ids: list[np.ndarray]
+    probe_texts: list[str]
+    canary_texts: dict[str, str]
+
+
+def run_fingerprint_lab(
+    generator: Any,
+    scheme: WatermarkScheme,
+    key: SecretKey,
+    cache_dir: Path,
+    config: FingerprintLabConfig | None = None,
+    *,
+    log: Callable[[str], None] = print,
+) -> FingerprintLabResult:
+    """Run the whole fingerprint lab (SmolLM2 passes are cached under ``cache_dir``).
+
+    Args:
+        generator: a :class:`distillguard.model.Generator` (SmolLM2).
+        scheme: our watermark, applied to everything SmolLM2 serves.
+        key: the gateway key the canaries derive from.
+
+    Raises:
+        DependencyError: torch/transformers or the corpora are not installed.
+        InputError: the corpora are too small for the configured sizes.
+    """
+    cfg = config or FingerprintLabConfig()
+    t_start = time.perf_counter()
+    hv = collect_harvests(generator, scheme, key, cache_dir, cfg, log=log)
+    tok = generator.tokenizer
+    distilled = [np.asarray(list(r.prompt_ids) + _ids(tok, s), dtype=np.int64)
+                 for r, s in zip(hv.records, hv.served, strict=True)]
+    paraphrased = [np.asarray(list(r.prompt_ids) + _ids(tok, p), dtype=np.int64)
+                   for r, p in zip(hv.records, hv.paraphrased, strict=True)] if cfg.paraphrase else []
+    n_tokens = int(sum(s.size for s in distilled))
+    skip = set(hv.probes) | {r.prompt for r in hv.records}
+    n_indep = cfg.n_controls + cfg.n_references
+    slices = _control_slices(tok, n_indep + 1, n_tokens, cfg.max_new_tokens, skip)
+    vocab = CompactVocab.build([s for part in (distilled, paraphrased, *slices) for s in part])
+    log(f"harvest: {len(hv.records)} answers, {n_tokens} tokens with prompts; vocabulary {vocab.size} ids")
+    probe_ids = [_chat_ids(tok, p) for p in hv.probes]
+    questions = canary_prompts(hv.registry)
+    question_ids = [_chat_ids(tok, q) for q in questions]
+
+    def answers(name: str, kind: str, student: Student, train_tokens: int) -> _Answers:
+        ids = student.answer(probe_ids, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                             seed=cfg.seed)
+        canary = student.answer(question_ids, max_new_tokens=2 * cfg.max_new_tokens,
+                                temperature=cfg.temperature, seed=cfg.seed)
+        said = {q: tok.decode(a.tolist(), skip_special_tokens=True) for q, a in zip(questions, canary,
+                                                                                     strict=True)}
+        log(f"{name}: trained {student.seconds:.0f}s, loss {np.mean(student.losses[-10:]):.2f}")
+        return _Answers(name, kind, student, train_tokens, ids,
+                        [tok.decode(a.tolist(), skip_special_tokens=True) for a in ids],
+                        {c.alias: said[q] for c, q in hv.registry.probes()})
+
+    sc = cfg.student
+    runs: list[_Answers] = []
+    for k in range(cfg.n_distilled):
+        st = train_student(distilled, vocab, replace(sc, seed=cfg.seed + k))
+        runs.append(answers(f"distilled-s{k}", "distilled", st, n_tokens))
+    for i in range(n_indep):
+        kind = "control" if i < cfg.n_controls else "reference"
+        j = i if kind == "control" else i - cfg.n_controls
+        st = train_student(slices[i], vocab, replace(sc, seed=cfg.seed + 100 + i))
+        runs.append(answers(f"{kind}-{j}", kind, st, int(sum(s.size for s in slices[i]))))
+    if cfg.paraphrase:
+        st = train_student(paraphrased, vocab, replace(sc, seed=cfg.seed))
+        runs.append(answers("paraphrased", "paraphrased", st,
+                            int(sum(s.size for s in paraphrased))))
+    if cfg.scrub_steps:
+        # continues distilled-s0 in place: every audit of distilled-s0 is already collected
+        st = train_student(slices[-1], vocab, replace(sc, steps=cfg.scrub_steps, seed=cfg.seed + 1),
+                           init=runs[0].student)
+        runs.append(answers("scrubbed", "scrubbed", st, n_tokens + int(sum(s.size for s in slices[-1]))))
+    return _audit_all(cfg, hv, scheme, key, runs, generator, cache_dir, t_start, log)
+
+
+def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme, run: _Answers,
+             refs: dict[str, list[str]], n_probes: int) -> SuspectResult:
+    from distillguard.provenance.radioactivity import radioactivity_test
+
+    ln10 = math.log(10)
+    can = canary_line(hv.registry, run.canary_texts, alpha=cfg.alpha)
+    beh = None if run.kind == "reference" else behaviour_line(
+        list(hv.probes[:n_probes]), run.probe_texts[:n_probes], list(hv.ours[:n_probes]),
+        {k: v[:n_probes] for k, v in refs.items()}, alpha=cfg.alpha)
+    wm = radioactivity_test(scheme, run.probe_ids[:n_probes], alpha=cfg.alpha, curve_points=0)
+    lines = [Evidence("canaries", min(0.0, can.result.log10_p_value * ln10)),
+             Evidence("watermark", min(0.0, wm.log10_p_value * ln10))]
+    if beh is not None:
+        lines.append(Evidence("behaviour", min(0.0, beh.result.log10_p_value * ln10)))
+    mine = hv.registry.for_account(cfg.distiller_id)
+    said = run.canary_texts
+    example = next((said[c.alias] for c in mine if c.alias.lower() in said[c.alias].lower()),
+                   said[mine[0].alias])
+    st = run.student
+    return SuspectResult(
+        name=run.name, kind=run.kind, train_tokens=run.train_tokens,
+        final_loss=float(np.mean(st.losses[-10:])), train_seconds=st.seconds, canary=can, behaviour=beh,
+        watermark_log10_p=wm.log10_p_value, combined=combine_evidence(lines, alpha=cfg.alpha),
+        canary_answer_example=example,
+    )
+
+
+def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme, key: SecretKey,
+               runs: list[_Answers], generator: Any, cache_dir: Path, t_start: float,
+               log: Callable[[str], None]) -> FingerprintLabResult:
+    refs = {"sharegpt": list(hv.chatgpt)} | {r.name: r.probe_texts for r in runs if r.kind == "reference"}
+    suspects = tuple(_suspect(cfg, hv, scheme, r, refs, cfg.n_probes) for r in runs)
+    for s in suspects:
+        c = s.canary.result
+        log(f"{s.name}: canaries log10 p {c.log10_p_value:.1f} -> {c.traced_account}, "
+            f"behaviour log10 p {s.behaviour_log10_p:.1f}, watermark log10 p {s.watermark_log10_p:.1f}")
+
+    def area(score: Callable[[SuspectResult], float], pool: Sequence[SuspectResult]) -> float:
+        return auroc([score(s) for s in pool if s.kind == "distilled"],
+                     [score(s) for s in pool if s.kind == "control"])
+
+    scores: dict[str, Callable[[SuspectResult], float]] = {
+        "behaviour": lambda s: -s.behaviour_log10_p,
+        "canaries": lambda s: -s.canary.result.log10_p_value,
+        "watermark": lambda s: -s.watermark_log10_p,
+        "combined": lambda s: -s.combined.log10_p_value,
+    }
+    by_probes = {}
+    for m in sorted({m for m in (10, 25, 50) if m < cfg.n_probes} | {cfg.n_probes}):
+        pool = [_suspect(cfg, hv, scheme, r, refs, m) for r in runs if r.kind in ("distilled", "control")]
+        by_probes[m] = area(scores["behaviour"], pool)
+    quality = quality_cost(generator, hv, cfg, key, cache_dir)
+    return FingerprintLabResult(
+        config=cfg, key_id=hv.registry.key_id, scheme=scheme.name, distiller=cfg.distiller_id,
+        n_params=runs[0].student.n_params, harvest_answers=len(hv.records),
+        harvest_tokens=int(sum(len(r.prompt_ids) + len(r.token_ids) for r in hv.records)),
+        harvest_seconds=hv.seconds, probe_prompts=cfg.n_probes,
+        canary_questions=len(canary_prompts(hv.registry)), suspects=suspects,
+        auroc={k: area(f, suspects) for k, f in scores.items()}, auroc_by_probes=by_probes,
+        quality=quality, seconds=time.perf_counter() - t_start,
+    )
