@@ -23,6 +23,7 @@ import hashlib
 import logging
 import math
 import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,33 @@ class OnlineScorer:
         return min(1.0, max(online, imported)), tuple(reasons)
 
 
+def _swept_memory_storage() -> Any:
+    """limits' MemoryStorage, with expired counters swept once a second on the caller's thread.
+
+    The stock storage hands expiry to a ``threading.Timer`` that lives 10 ms and is started anew
+    by the next hit: a new thread about every 10 ms under load, and each start waits for the GIL,
+    which made the limiter the costliest step of a request. Counters are also expired lazily
+    when read, so sweeping less often only delays freeing the memory of idle keys. The hook is
+    the storage's own (name-mangled) scheduling method; if a future ``limits`` renames it, the
+    stock timer simply stays in charge.
+    """
+    from limits.storage import MemoryStorage
+
+    class SweptMemoryStorage(MemoryStorage):
+        STORAGE_SCHEME = ["distillguard+memory"]  # noqa: RUF012 - limits reads it; "memory" stays stock
+        _next_sweep = 0.0
+
+        def _MemoryStorage__schedule_expiry(self) -> None:
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._next_sweep = now + 1.0
+                expire = getattr(self, "_MemoryStorage__expire_events", None)
+                if expire is not None:
+                    expire()
+
+    return SweptMemoryStorage()
+
+
 class RateLimiter:
     """Per-key and per-account request and token limits on ``limits`` (memory or Redis)."""
 
@@ -156,7 +184,7 @@ class RateLimiter:
         self._prefix = prefix
         self._remote = bool(redis_url)
         self._storage: Any = (storage.storage_from_string(redis_url, key_prefix=prefix) if redis_url
-                              else storage.MemoryStorage())
+                              else _swept_memory_storage())
         # Sliding-window counters (the previous minute's count, weighted by how much of it is
         # still inside the window, plus this minute's): O(1) per hit, and the same semantics in
         # memory and in Redis. A moving window keeps one entry per unit charged (per *token* on
