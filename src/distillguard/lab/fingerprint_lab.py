@@ -23,8 +23,6 @@ served answers themselves. torch is imported lazily (an edge of the library, run
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +37,7 @@ from distillguard.fingerprint.behavioural import char_ngram_jaccard
 from distillguard.fingerprint.canaries import CanaryConfig, CanarySet
 from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
 from distillguard.fingerprint.concepts import default_concepts
-from distillguard.lab.harvest import HarvestRecord, harvest, harvest_path, sharegpt_prompts
+from distillguard.lab.harvest import HarvestRecord, harvest, sharegpt_prompts
 from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
 from distillguard.provenance.lines import (
     BehaviourLine,
@@ -166,32 +164,6 @@ class LabHarvests:
     seconds: float
 
 
-def _harvest(generator: Any, prompts: Sequence[str], *, cache_dir: Path, tag: str, max_new_tokens: int,
-             temperature: float, seed: int, progress: Callable[[int, int], None]) -> list[HarvestRecord]:
-    """:func:`~distillguard.lab.harvest.harvest`, reading a complete cache file line by line
-    when the harvest module refuses it: its reader splits on ``str.splitlines`` boundaries,
-    and a ShareGPT prompt holding U+2028 / U+0085 (kept raw by ``ensure_ascii=False``) breaks a
-    JSON record in two there."""
-    try:
-        return harvest(generator, prompts, cache_dir=cache_dir, tag=tag, max_new_tokens=max_new_tokens,
-                       temperature=temperature, seed=seed, progress=progress)
-    except InputError:
-        plist: list[int | None] = [None] * len(prompts)
-        settings = {  # the same description harvest() hashes into the cache file name
-            "prompts": hashlib.sha256("\x00".join(prompts).encode()).hexdigest(), "n": len(prompts),
-            "payloads": hashlib.sha256(repr(plist).encode()).hexdigest(), "max_new_tokens": max_new_tokens,
-            "temperature": temperature, "seed": seed,
-        }
-        path = harvest_path(cache_dir, generator.scheme, tag, settings)
-        if not path.exists():
-            raise
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-        if len(rows) < len(prompts):
-            raise
-        return [HarvestRecord(d["prompt"], tuple(d["prompt_ids"]), tuple(d["token_ids"]), d["text"],
-                              d["payload"]) for d in rows[: len(prompts)]]
-
-
 def _canary_service(key: SecretKey, cache_dir: Path, cfg: FingerprintLabConfig) -> Any:
     from distillguard.gateway.canary import CanaryService
 
@@ -233,7 +205,7 @@ def collect_harvests(
         return lambda d, n: log(f"{tag}: {d}/{n}")
 
     n_new = cfg.max_new_tokens
-    records = _harvest(generator.with_scheme(scheme), prompts, cache_dir=cache_dir, tag="fp-harvest",
+    records = harvest(generator.with_scheme(scheme), prompts, cache_dir=cache_dir, tag="fp-harvest",
                       max_new_tokens=n_new, temperature=cfg.temperature, seed=cfg.seed,
                       progress=progress("harvest"))
     served = [r.text if (m := service.mark(cfg.distiller_id, r.prompt, r.text)) is None
@@ -241,7 +213,7 @@ def collect_harvests(
     paraphrased: list[str] = [""] * len(served)
     if cfg.paraphrase:
         asks = [PARAPHRASE_ASK.format(text=s) for s in served]
-        para = _harvest(generator.with_scheme(None), asks, cache_dir=cache_dir, tag="fp-paraphrase",
+        para = harvest(generator.with_scheme(None), asks, cache_dir=cache_dir, tag="fp-paraphrase",
                        max_new_tokens=n_new + 16, temperature=0.7, seed=cfg.seed,
                        progress=progress("paraphrase"))
         paraphrased = [r.text for r in para]
@@ -251,7 +223,7 @@ def collect_harvests(
     probes = [p for p in candidates if chat.get(p, "").strip()][: cfg.n_probes]
     if len(probes) < cfg.n_probes:
         raise InputError(f"Only {len(probes)} probe prompts have a ChatGPT answer; need {cfg.n_probes}.")
-    ours = _harvest(generator.with_scheme(scheme), probes, cache_dir=cache_dir, tag="fp-ours",
+    ours = harvest(generator.with_scheme(scheme), probes, cache_dir=cache_dir, tag="fp-ours",
                    max_new_tokens=n_new, temperature=cfg.temperature, seed=cfg.seed + 7,
                    progress=progress("our probe answers"))
     return LabHarvests(

@@ -65,7 +65,8 @@ def harvest_path(cache_dir: Path, scheme: Any, tag: str, settings: dict[str, Any
 
 def _load(path: Path) -> list[HarvestRecord]:
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # split("\n"), not splitlines(): a prompt may hold U+2028 or U+0085 (kept raw in the JSON)
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -9,9 +9,19 @@ Students, all with the same architecture and training budget (:class:`StudentCon
   by watermarked harvest;
 - ``scrubbed-finetuned`` — the distilled student, further fine-tuned on human text.
 
-Each student answers held-out ShareGPT prompts (black-box audit: p-value vs suspect tokens) and
-is read on watermarked harvest texts (open-model audit). Null controls under never-used keys
-are run on the distilled student's answers.
+Each student is audited black-box on two query sets, and read on watermarked harvest texts
+(open-model audit):
+
+- ``held-out`` — ShareGPT prompts the attacker never sent;
+- ``logged`` — the prompts the extraction account did send, as the provider's request log holds
+  them (a seeded shuffle of the harvest prompts: the log does not say which of them a
+  contaminator kept). A student trained on our answers to them tends to reproduce those answers,
+  so they maximise the signal. The test stays exact: prompts are chosen without our key, and a
+  model that never trained on our watermarked text answers them independently of the key — the
+  ``clean-control`` student, trained on our *unwatermarked* answers to the very same prompts, is
+  the control that shows it.
+
+Null controls under never-used keys are run on the distilled student's answers to each set.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from distillguard.provenance.radioactivity import RadioactivityResult, radioacti
 from distillguard.provenance.reading import ReadingResult, reading_test
 from distillguard.watermark.base import WatermarkScheme
 
-__all__ = ["LabConfig", "LabResult", "StudentResult", "run_lab"]
+__all__ = ["LabConfig", "LabResult", "StudentResult", "logged_prompt_order", "run_lab"]
 
 
 @dataclass(frozen=True)
@@ -51,12 +61,14 @@ class LabConfig:
     clean_harvest: bool = True
     n_controls: int = 100
     students: tuple[str, ...] | None = None  # train only these (None = all)
+    logged_queries: bool = True  # also audit on the logged prompts (min(n_queries, n_harvest) of them)
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class StudentResult:
-    """One student's audits."""
+    """One student's audits: black-box on held-out prompts (``radioactivity``) and on the logged
+    prompts (``logged``, None when ``LabConfig.logged_queries`` is off), open-model ``reading``."""
 
     name: str
     train_tokens: int
@@ -65,6 +77,7 @@ class StudentResult:
     train_seconds: float
     radioactivity: RadioactivityResult
     reading: ReadingResult
+    logged: RadioactivityResult | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class LabResult:
     students: tuple[StudentResult, ...]
     controls: ControlsResult
     seconds: float
+    controls_logged: ControlsResult | None = None
 
 
 def _human_corpus(tokenizer: Any, n_tokens: int, skip_prompts: set[str]) -> list[np.ndarray]:
@@ -107,6 +121,22 @@ def _human_corpus(tokenizer: Any, n_tokens: int, skip_prompts: set[str]) -> list
 
 def _pairs(records: list[HarvestRecord]) -> list[np.ndarray]:
     return [np.asarray(r.prompt_ids + r.token_ids, dtype=np.int64) for r in records]
+
+
+_MARKS = (10, 30, 100, 300, 1000)  # query counts the reported curves always include
+
+
+def logged_prompt_order(n_logged: int, n_queries: int, seed: int) -> list[int]:
+    """Indices of the logged (harvest) prompts sent to the suspect, in order: a seeded shuffle.
+
+    The order is drawn without looking at the key or at which prompts a contaminator used, so a
+    prefix of it is an honest sample of the account's log.
+
+    >>> sorted(logged_prompt_order(5, 5, 0)) == list(range(5))
+    True
+    """
+    order = np.random.default_rng([seed, 0x10667ED]).permutation(n_logged)
+    return [int(i) for i in order[:n_queries]]
 
 
 def _take_tokens(seqs: list[np.ndarray], n_tokens: int) -> list[np.ndarray]:
@@ -201,28 +231,38 @@ def run_lab(
         )
         held_ids.append(list(ids["input_ids"] if hasattr(ids, "keys") else ids))
     reading_texts = [(r.prompt_ids, r.token_ids) for r in wm[: cfg.reading_texts]]
+    logged_ids = (
+        [list(wm[i].prompt_ids) for i in logged_prompt_order(len(wm), cfg.n_queries, cfg.seed)]
+        if cfg.logged_queries
+        else []
+    )
 
     results: list[StudentResult] = []
-    answers: list[np.ndarray] = []
+    answers: dict[str, list[np.ndarray]] = {}
+    distilled_answers: dict[str, list[np.ndarray]] = {}
     distilled: Student | None = None
-    distilled_answers: list[np.ndarray] = []
     n_params = 0
 
-    def audit(name: str, student: Student, n_train: int, frac: float) -> list[np.ndarray]:
-        answers = student.answer(held_ids, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-        radio = radioactivity_test(scheme, answers, curve_points=12)
+    def audit(name: str, student: Student, n_train: int, frac: float) -> dict[str, list[np.ndarray]]:
+        sets = {"held-out": held_ids, **({"logged": logged_ids} if logged_ids else {})}
+        out = {
+            k: student.answer(ids, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+            for k, ids in sets.items()
+        }
+        radio = {k: radioactivity_test(scheme, a, curve_points=12, curve_at=_MARKS) for k, a in out.items()}
         read = reading_test(scheme, student.reading_items(reading_texts), statistic="mass")
+        loss = float(np.mean(student.losses[-10:]))
         results.append(
             StudentResult(
-                name, n_train, frac, float(np.mean(student.losses[-10:])), student.seconds, radio, read
+                name, n_train, frac, loss, student.seconds, radio["held-out"], read, radio.get("logged")
             )
         )
         log(
-            f"{name}: black-box log10 p {radio.log10_p_value:.1f} ({radio.n_scored} tuples), "
-            f"reading log10 p {read.log10_p_value:.1f}; loss {results[-1].final_loss:.2f}, "
-            f"{student.seconds:.0f}s"
+            f"{name}: black-box log10 p "
+            + ", ".join(f"{k} {r.log10_p_value:.1f} ({r.n_scored} tuples)" for k, r in radio.items())
+            + f"; reading log10 p {read.log10_p_value:.1f}; loss {loss:.2f}, {student.seconds:.0f}s"
         )
-        return answers
+        return out
 
     for name, (seqs, frac) in corpora.items():
         student = train_student(seqs, vocab, cfg.student)
@@ -242,15 +282,20 @@ def run_lab(
             _take_tokens(human[::-1], cfg.human_tokens), vocab, scrub_cfg, init=distilled
         )
         audit("scrubbed-finetuned", scrubbed, wm_tokens, 1.0)
-    control_answers = distilled_answers or (answers if results else [])
+    control_answers = distilled_answers or answers
     if not control_answers:
         raise ConfigError(f"No student to train: {cfg.students} names none of {all_students}.")
-    controls = null_controls(
-        lambda k: type(scheme)(scheme.config, k),  # type: ignore[attr-defined, call-arg]
-        lambda s: radioactivity_test(s, control_answers, curve_points=0).log10_p_value,
-        np.random.default_rng(cfg.seed),
-        n_keys=cfg.n_controls,
-    )
+
+    def controls_on(texts: list[np.ndarray]) -> ControlsResult:
+        return null_controls(
+            lambda k: type(scheme)(scheme.config, k),  # type: ignore[attr-defined, call-arg]
+            lambda s: radioactivity_test(s, texts, curve_points=0).log10_p_value,
+            np.random.default_rng(cfg.seed),
+            n_keys=cfg.n_controls,
+        )
+
+    controls = controls_on(control_answers["held-out"])
+    controls_logged = controls_on(control_answers["logged"]) if "logged" in control_answers else None
     from dataclasses import asdict
 
     return LabResult(
@@ -264,4 +309,5 @@ def run_lab(
         students=tuple(results),
         controls=controls,
         seconds=time.perf_counter() - t_start,
+        controls_logged=controls_logged,
     )

@@ -8,6 +8,8 @@
 - :mod:`~distillguard.provenance.tracing` — which accounts' outputs it learned from (Holm,
   step-down for collusion, "cannot separate" when the evidence cannot).
 - :mod:`~distillguard.provenance.controls` — the same audit under never-used keys.
+- :mod:`~distillguard.provenance.logged` — suspect queries from our request log: the prompts an
+  extraction account actually sent.
 - :mod:`~distillguard.provenance.lines` — the canary and behavioural lines of evidence.
 - :mod:`~distillguard.provenance.report` — typed report (a section per line of evidence and a
   combined conclusion), JSON, Markdown and HTML.
@@ -21,6 +23,7 @@ from distillguard.provenance._collect import ContextFilter
 from distillguard.provenance.audit import AuditSettings, run_audit
 from distillguard.provenance.controls import ControlsResult, fpr_upper_bound, null_controls
 from distillguard.provenance.lines import BehaviourLine, CanaryLine, behaviour_line, canary_line
+from distillguard.provenance.logged import LoggedPrompts, logged_prompts, read_logged_prompts
 from distillguard.provenance.radioactivity import CurvePoint, RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingItem, ReadingResult, reading_test
 from distillguard.provenance.report import AuditReport, build_report, curve_svg
@@ -36,6 +39,7 @@ __all__ = [
     "ContextFilter",
     "ControlsResult",
     "CurvePoint",
+    "LoggedPrompts",
     "RadioactivityResult",
     "ReadingItem",
     "ReadingResult",
@@ -45,8 +49,10 @@ __all__ = [
     "curve_svg",
     "decode_accounts",
     "fpr_upper_bound",
+    "logged_prompts",
     "null_controls",
     "radioactivity_test",
+    "read_logged_prompts",
     "reading_test",
     "run_audit",
     "trace_accounts",

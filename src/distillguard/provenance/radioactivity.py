@@ -153,6 +153,7 @@ def radioactivity_test(
     dedup: bool = True,
     context_filters: Sequence[ContextFilter] | ContextFilter | None = None,
     curve_points: int = 24,
+    curve_at: Sequence[int] = (),
 ) -> RadioactivityResult:
     """Test a suspect's answers (token ids in our tokenizer) for our watermark's bias.
 
@@ -169,6 +170,7 @@ def radioactivity_test(
         context_filters: keep only tuples whose context is in our served outputs; one filter per
             key of the ring (see the module docstring for what this does to the null).
         curve_points: how many points of the p-value-vs-queries curve to compute.
+        curve_at: query counts the curve must also include (those beyond the answers are dropped).
 
     Raises:
         ConfigError: bad ``alpha`` or an unsupported scheme.
@@ -203,7 +205,8 @@ def radioactivity_test(
         final = 0.0
     lengths = np.cumsum([len(a) for a in answers]) if len(answers) else np.zeros(0, dtype=int)
     curve = []
-    for q in _checkpoints(ts.n_answers, curve_points):
+    extra = [int(q) for q in curve_at if 1 <= int(q) <= ts.n_answers]
+    for q in sorted(set(_checkpoints(ts.n_answers, curve_points)) | set(extra)):
         pre = _prefix(ts, q)
         lp = correct(tuple_statistic(scheme, key, pre)[2]) if pre.n >= min_scored else 0.0
         curve.append(CurvePoint(q, int(lengths[q - 1]), pre.n, lp / stats.LN10))
