@@ -364,8 +364,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--prompts-from-log",
         metavar="LOG.jsonl",
-        help="send the prompts one account sent us (request-log JSONL[.gz], needs --account): the "
-        "strongest queries against a student trained on our answers to them",
+        help="send the prompts one account sent us (request-log JSONL[.gz], needs --account): a "
+        "student that memorised our answers to them tends to repeat those answers",
     )
     p.add_argument("--account", help="with --prompts-from-log: the suspected extraction account's id")
     p.add_argument("--queries", type=int, default=200, help="number of prompts to send (default 200)")
