@@ -27,8 +27,10 @@ with the largest summed −ln(1 − u^{(c)}). Detection costs r PRF calls per tu
   do not; vary the context (system prompt, sampling of the first tokens) instead.
 - *Robustness*: like KGW, an edit breaks ``context_width`` + 1 tuples; the score of each
   surviving tuple is unaffected.
-- *Radioactivity*: a student learns token preferences, not the per-context uniforms, so this
-  scheme is *less* radioactive than KGW; use KGW when the goal is auditing distillation.
+- *Radioactivity*: for one key the sampler is deterministic per context, so a student trained
+  on its outputs learns those very token choices, and they carry the high uniforms. In the CPU
+  lab (docs/benchmarks.md, lab-distillation-gumbel) this made it *more* radioactive than KGW:
+  black-box p 1e-15.1 from 100 suspect queries vs 1e-9.0, reading test 1e-146.9 vs 1e-87.4.
 - *Stealing*: there is no fixed green list, but for one key the output is deterministic per
   context and favours tokens with a high uniform, so per-context frequencies do leak: the
   stealing attacker of :mod:`distillguard.watermark.stealing` labels high-u tuples right 65% of
