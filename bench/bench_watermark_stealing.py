@@ -114,6 +114,8 @@ def spoof_generate(gen: Any, stealer: Any, prompts: list[str], args: argparse.Na
     from transformers import LogitsProcessor, LogitsProcessorList
     from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
+    from distillguard.model.batching import left_padded
+
     class SpoofBias(LogitsProcessor):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
             out = stealer.bias(input_ids.numpy(), scores.float().numpy(), args.spoof_delta)
@@ -129,12 +131,8 @@ def spoof_generate(gen: Any, stealer: Any, prompts: list[str], args: argparse.Na
     eos = gen.model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos])
     pad = int(tok.pad_token_id)
-    width = max(len(e) for e in enc)
-    input_ids = torch.full((len(enc), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(enc), width), dtype=torch.long)
-    for r, e in enumerate(enc):
-        input_ids[r, width - len(e) :] = torch.tensor(e)
-        mask[r, width - len(e) :] = 1
+    input_ids, mask = left_padded(enc, pad)
+    width = input_ids.shape[1]
     procs = LogitsProcessorList([TemperatureLogitsWarper(0.8), SpoofBias(), TopPLogitsWarper(0.95)])
     torch.manual_seed(args.seed)
     with torch.inference_mode():

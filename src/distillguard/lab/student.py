@@ -127,17 +127,15 @@ class Student:
         """Sample an answer (real ids, end-of-answer excluded) to each chat-templated prompt."""
         import torch
 
+        from distillguard.model.batching import left_padded
+
         torch.manual_seed(seed)
         out: list[np.ndarray] = []
         ctx_room = max(1, self.config.seq_len * 2 - max_new_tokens)
         for start in range(0, len(prompt_ids), batch_size):
             rows = [self.vocab.encode(p)[-ctx_room:] for p in prompt_ids[start : start + batch_size]]
-            width = max(len(r) for r in rows)
-            ids = torch.full((len(rows), width), _EOS, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, r in enumerate(rows):
-                ids[i, width - len(r) :] = torch.from_numpy(r)
-                mask[i, width - len(r) :] = 1
+            ids, mask = left_padded(rows, _EOS)
+            width = ids.shape[1]
             with torch.inference_mode():
                 gen = self.model.generate(
                     input_ids=ids,

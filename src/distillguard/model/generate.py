@@ -200,15 +200,12 @@ class Generator:
     ) -> list[Generation]:
         import torch
 
+        from distillguard.model.batching import left_padded
         from distillguard.watermark.hf import sampling_processors
 
-        width = max(len(e) for e in encoded)
         pad = int(self.tokenizer.pad_token_id)
-        input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for r, e in enumerate(encoded):  # left padding: every row's last prompt token is aligned
-            input_ids[r, width - len(e) :] = torch.tensor(e, dtype=torch.long)
-            mask[r, width - len(e) :] = 1
+        input_ids, mask = left_padded(encoded, pad)
+        width = input_ids.shape[1]
         greedy = temperature == 0.0
         procs = sampling_processors(
             self.scheme, payloads, temperature=1.0 if greedy else temperature, top_p=1.0 if greedy else top_p
