@@ -325,8 +325,9 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
                       ) -> float:
         if account.status == "blocked":
             raise ApiError(403, "this account is blocked", "permission_error", code="account_blocked")
-        # The account row is read per request, so a risk imported by another process (CLI
-        # `accounts import-risk`, another replica's admin API) applies at once.
+        # The account row comes with the key (reused for settings.auth_cache_s), so a risk
+        # imported by another process (CLI `accounts import-risk`, another replica's admin API)
+        # applies within that time.
         scorer.imported[account.account_id] = account.risk
         risk, reasons = scorer.update(account.account_id, req.prompt, params, time.time())
         d = band_for(risk, exempt=account.tier == "research", reasons=reasons)
@@ -443,7 +444,7 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             text = "".join(sent)
             comp = (replace(final, text=text) if final is not None and status == 200 else
                     Completion(text, len(req.prompt.split()), len(text.split()), "length",
-                               bool(final.watermarked) if final else getattr(be, "watermarks", False)))
+                               bool(final.watermarked) if final else be.watermarks))
             writer.put(_log_record(request, key, account, req, params, endpoint, status, started, text, comp))
 
     @app.post("/v1/chat/completions", openapi_extra=_body_schema(chat=True))

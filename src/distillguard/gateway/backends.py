@@ -16,7 +16,8 @@ import json
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,6 +62,9 @@ class Completion:
 class Backend(Protocol):
     """What the gateway calls."""
 
+    # Whether this backend's answers carry our watermark (logged even for a stream cut short).
+    watermarks: bool
+
     async def complete(self, req: CompletionRequest) -> Completion:
         """Return the whole completion."""
         ...
@@ -78,6 +82,7 @@ class FakeBackend:
     """Deterministic, instant text derived from the prompt hash (for tests and benchmarks)."""
 
     _WORDS = ("alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "lambda")
+    watermarks = False
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
@@ -111,6 +116,8 @@ class OpenAIUpstreamBackend:
     process can relay. The session is created on first use, inside the serving event loop.
     """
 
+    watermarks = False
+
     def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 30.0) -> None:
         import aiohttp  # noqa: F401 - imported now: importing on the first request stalls the loop ~0.2 s
 
@@ -137,17 +144,11 @@ class OpenAIUpstreamBackend:
 
     async def complete(self, req: CompletionRequest) -> Completion:
         """POST to the upstream and parse its answer."""
-        import aiohttp
-
-        try:
+        with _upstream_errors():
             async with self._client().post(self._url, json=self._body(req, False)) as r:
                 if r.status >= 400:
                     raise UpstreamError(502, f"the upstream model server answered HTTP {r.status}")
                 raw = await r.read()
-        except TimeoutError as exc:
-            raise UpstreamError(504, "the upstream model server timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(502, f"the upstream model server failed: {type(exc).__name__}") from exc
         try:
             data = json.loads(raw)
             text = data["choices"][0]["message"]["content"] or ""
@@ -155,16 +156,13 @@ class OpenAIUpstreamBackend:
             finish = data["choices"][0].get("finish_reason") or "stop"
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise UpstreamError(502, "the upstream answer is not an OpenAI chat completion") from exc
-        return Completion(text, int(usage.get("prompt_tokens") or _count_tokens(req.prompt)),
-                          int(usage.get("completion_tokens") or _count_tokens(text)), finish, False)
+        return _upstream_completion(req, text, usage, finish)
 
     async def stream(self, req: CompletionRequest) -> AsyncIterator[str | Completion]:
         """Relay the upstream's SSE stream: each chunk's ``delta.content``, then the totals."""
-        import aiohttp
-
         pieces: list[str] = []
         finish, usage = "stop", dict[str, Any]()
-        try:
+        with _upstream_errors():
             async with self._client().post(self._url, json=self._body(req, True)) as r:
                 if r.status >= 400:
                     raise UpstreamError(502, f"the upstream model server answered HTTP {r.status}")
@@ -186,18 +184,31 @@ class OpenAIUpstreamBackend:
                     if piece:
                         pieces.append(piece)
                         yield piece
-        except TimeoutError as exc:
-            raise UpstreamError(504, "the upstream model server timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(502, f"the upstream model server failed: {type(exc).__name__}") from exc
-        text = "".join(pieces)
-        yield Completion(text, int(usage.get("prompt_tokens") or _count_tokens(req.prompt)),
-                         int(usage.get("completion_tokens") or _count_tokens(text)), finish, False)
+        yield _upstream_completion(req, "".join(pieces), usage, finish)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
         if self._session is not None:
             await self._session.close()
+
+
+@contextmanager
+def _upstream_errors() -> Iterator[None]:
+    """Map the HTTP client's failures to the status the gateway answers: 504 / 502."""
+    import aiohttp
+
+    try:
+        yield
+    except TimeoutError as exc:
+        raise UpstreamError(504, "the upstream model server timed out") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(502, f"the upstream model server failed: {type(exc).__name__}") from exc
+
+
+def _upstream_completion(req: CompletionRequest, text: str, usage: dict[str, Any], finish: str) -> Completion:
+    """The totals of an upstream answer, counting words where it sent no usage."""
+    return Completion(text, int(usage.get("prompt_tokens") or _count_tokens(req.prompt)),
+                      int(usage.get("completion_tokens") or _count_tokens(text)), finish, False)
 
 
 @dataclass
@@ -223,6 +234,8 @@ class LocalModelBackend:
     streaming row's new text goes to its caller at once (time to first token = the batching
     window plus the prompt's prefill, not the whole answer).
     """
+
+    watermarks = True
 
     def __init__(self, key: Any, scheme: str = "kgw", *, generator: Any = None, max_batch: int = 16,
                  window_s: float = 0.02) -> None:

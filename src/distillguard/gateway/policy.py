@@ -190,7 +190,6 @@ class RateLimiter:
         # memory and in Redis. A moving window keeps one entry per unit charged (per *token* on
         # the token budget) and re-slices those lists every 10 ms: the costliest step of a request.
         self._limiter: Any = strategies.SlidingWindowCounterRateLimiter(self._storage)
-        self._tokens: Any = self._limiter
         self.errors = 0
 
     def _item(self, amount: int, divisor: int) -> Any:
@@ -201,16 +200,14 @@ class RateLimiter:
     def hit(self, key_id: str, account_id: str, tokens: int, divisor: int = 1) -> str | None:
         """Consume one request and ``tokens`` tokens; return the exceeded limit's name or None."""
         checks = (
-            (self._limiter, self._item(self._rpm, divisor), ("key", key_id), 1,
-             "requests per minute per key"),
-            (self._limiter, self._item(self._rpm, divisor), ("acct", account_id), 1,
-             "requests per minute per account"),
-            (self._tokens, self._item(self._tpm, divisor), ("tok", account_id), max(1, tokens),
+            (self._item(self._rpm, divisor), ("key", key_id), 1, "requests per minute per key"),
+            (self._item(self._rpm, divisor), ("acct", account_id), 1, "requests per minute per account"),
+            (self._item(self._tpm, divisor), ("tok", account_id), max(1, tokens),
              "tokens per minute per account"),
         )
         try:
-            for limiter, item, ident, cost, name in checks:
-                if not limiter.hit(item, self._prefix, *ident, cost=cost):
+            for item, ident, cost, name in checks:
+                if not self._limiter.hit(item, self._prefix, *ident, cost=cost):
                     return f"{name} ({item.amount})"
         except Exception as exc:  # storage down: fail open, loudly
             self.errors += 1
