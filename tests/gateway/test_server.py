@@ -219,13 +219,18 @@ def test_admin_token_policy() -> None:
     assert Settings(admin_token=ADMIN).backend == "fake"
 
 
-def test_client_disconnect_mid_stream_keeps_partial_response(tmp_path: Path) -> None:
+@pytest.mark.parametrize("watermarks", [False, True], ids=["plain-backend", "watermarking-backend"])
+def test_client_disconnect_mid_stream_keeps_partial_response(tmp_path: Path, watermarks: bool) -> None:
     import httpx
 
     from distillguard.gateway.app import create_app
     from distillguard.gateway.backends import FakeBackend
 
-    app = create_app(make_settings(tmp_path), backend=FakeBackend(delay_s=0.05))
+    backend = FakeBackend(delay_s=0.05)
+    # A cut-short stream never reaches the backend's final totals, so the row's watermark flag
+    # must come from what the backend declares (the local model marks every token it sends).
+    backend.watermarks = watermarks
+    app = create_app(make_settings(tmp_path), backend=backend)
     acct, key = _account(app)
     srv = Server(app)
     try:
@@ -248,3 +253,4 @@ def test_client_disconnect_mid_stream_keeps_partial_response(tmp_path: Path) -> 
     rows = app.state.store.recent_log(acct)
     assert len(rows) == 1 and rows[0]["status"] == 499
     assert 3 <= rows[0]["completion_tokens"] < 200
+    assert rows[0]["watermarked"] == int(watermarks)

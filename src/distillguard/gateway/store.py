@@ -305,9 +305,10 @@ class Store:
         return int(rows[0][0])
 
     def recent_log(self, account_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        """Return recent log rows (newest first) with ts, account, endpoint, status, tokens, latency."""
+        """Return recent log rows (newest first) with ts, account, endpoint, status, tokens, latency
+        and whether the answer was watermarked."""
         cols = ("ts", "account_id", "endpoint", "model", "status", "prompt_tokens",
-                "completion_tokens", "latency_ms")
+                "completion_tokens", "latency_ms", "watermarked")
         sql = f"SELECT {', '.join(cols)} FROM request_log"
         rows = (self._exec(sql + " WHERE account_id = ? ORDER BY ts DESC LIMIT ?", (account_id, limit))
                 if account_id else self._exec(sql + " ORDER BY ts DESC LIMIT ?", (limit,)))
