@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.provenance.fake_openai import FakeOpenAI
 
 from distillguard.cli import main
 from distillguard.provenance.simulate import CountStudent
@@ -62,49 +61,9 @@ def generate(
     return idx[:, 1:]
 
 
-class FakeOpenAI:
-    """A tiny OpenAI-compatible server: /v1/chat/completions answers from a fixed list."""
-
-    def __init__(self, answers: list[str], *, fail_after: int | None = None, rate_limit_first: bool = False):
-        self.answers, self.fail_after, self.rate_limit_first = answers, fail_after, rate_limit_first
-        self.requests: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
-                n = len(outer.requests)
-                if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": "not found"})
-                if outer.rate_limit_first and n == 1:
-                    return self._send(429, {"error": "slow down"}, {"Retry-After": "0"})
-                if outer.fail_after is not None and n > outer.fail_after:
-                    return self._send(500, {"error": "boom"})
-                prompt = body["messages"][-1]["content"]
-                text = outer.answers[int(prompt.split()[-1]) % len(outer.answers)]
-                self._send(200, {"choices": [{"message": {"role": "assistant", "content": text}}]})
-
-            def _send(self, code: int, doc: dict, headers: dict | None = None) -> None:
-                data = json.dumps(doc).encode()
-                self.send_response(code)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def _answering(answers: list[str]) -> Callable[[str], str]:
+    """Reply to prompt "... <i>" with answers[i] (the audit's prompts are numbered)."""
+    return lambda prompt: answers[int(prompt.split()[-1]) % len(answers)]
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +104,7 @@ def audit_args(s: dict, url: str, out: Path, *extra: str) -> list[str]:
 
 
 def test_radioactive_endpoint_is_flagged_with_reports(setup, capsys) -> None:
-    srv = FakeOpenAI(setup["radio"], rate_limit_first=True)
+    srv = FakeOpenAI(_answering(setup["radio"]), rate_limit_first=True)
     try:
         out, html = setup["tmp"] / "r.json", setup["tmp"] / "r.html"
         code = main(audit_args(setup, srv.url, out, "--html", str(html), "--backoff", "0"))
@@ -162,7 +121,7 @@ def test_radioactive_endpoint_is_flagged_with_reports(setup, capsys) -> None:
 
 
 def test_clean_endpoint_is_not_flagged(setup) -> None:
-    srv = FakeOpenAI(setup["clean"])
+    srv = FakeOpenAI(_answering(setup["clean"]))
     try:
         out = setup["tmp"] / "c.json"
         code = main(audit_args(setup, srv.url, out))
@@ -176,7 +135,7 @@ def test_clean_endpoint_is_not_flagged(setup) -> None:
 def test_failing_endpoint_keeps_partial_answers_and_resumes(setup, capsys) -> None:
     cache = setup["tmp"] / "answers.jsonl"
     out = setup["tmp"] / "p.json"
-    srv = FakeOpenAI(setup["radio"], fail_after=25)
+    srv = FakeOpenAI(_answering(setup["radio"]), fail_after=25)
     try:
         code = main(
             audit_args(
@@ -187,7 +146,7 @@ def test_failing_endpoint_keeps_partial_answers_and_resumes(setup, capsys) -> No
         srv.close()
     assert code == 2 and "HTTP 500" in capsys.readouterr().err
     assert len(cache.read_text().splitlines()) == 24  # whole batches of 8 written before the failure
-    srv = FakeOpenAI(setup["radio"])
+    srv = FakeOpenAI(_answering(setup["radio"]))
     try:
         code = main(audit_args(setup, srv.url, out, "--answers-cache", str(cache)))
     finally:
@@ -239,14 +198,14 @@ def test_prompts_from_request_log_send_the_accounts_prompts(setup, capsys) -> No
     args = audit_args(setup, "", setup["tmp"] / "l.json", "--backoff", "0")
     i = args.index("--prompts")
     del args[i : i + 2]
-    srv = FakeOpenAI(setup["radio"])
+    srv = FakeOpenAI(_answering(setup["radio"]))
     try:
         args[args.index("--endpoint") + 1] = srv.url
         code = main([*args, "--prompts-from-log", str(log), "--account", "acct-x"])
     finally:
         srv.close()
     assert code == 1, capsys.readouterr()
-    sent = [r["messages"][-1]["content"] for r in srv.requests]
+    sent = srv.prompts
     want = ["the oldest prompt 999", *[f"logged prompt {i}" for i in range(1, 130, 2)]][:60]
     assert sent == want, sent[:3]  # the account's successful prompts, oldest first, nobody else's
     doc = json.loads((setup["tmp"] / "l.json").read_text())

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.provenance.fake_openai import FakeOpenAI
 
 from distillguard.cli import main
 from distillguard.gateway.canary import CanaryService
@@ -26,42 +25,6 @@ from distillguard.watermark import SecretKey
 ACCOUNTS = ("acct-a", "acct-b", "acct-c")
 GUILTY = "acct-b"
 N_PROBES, N_REFS = 40, 3
-
-
-class Server:
-    """A real OpenAI-compatible HTTP server on 127.0.0.1 answering with ``reply(prompt)``."""
-
-    def __init__(self, reply: Callable[[str], str]) -> None:
-        self.prompts: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = body["messages"][-1]["content"]
-                outer.prompts.append(prompt)
-                data = json.dumps(
-                    {"choices": [{"message": {"role": "assistant", "content": reply(prompt)}}]}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -147,7 +110,7 @@ def _args(lab: dict, out: Path, *extra: str) -> list[str]:
 
 def test_student_of_one_account_is_traced_and_the_lines_combine(lab, capsys) -> None:
     out, md, html = (lab["tmp"] / f"s.{ext}" for ext in ("json", "md", "html"))
-    with Server(lab["student"]) as srv:
+    with FakeOpenAI(lab["student"]) as srv:
         code = main([*_args(lab, out, "--markdown", str(md), "--html", str(html)), "--endpoint", srv.url])
     assert code == 1, capsys.readouterr()
     doc = json.loads(out.read_text())
@@ -176,7 +139,7 @@ def test_student_of_one_account_is_traced_and_the_lines_combine(lab, capsys) -> 
 
 def test_clean_suspect_names_no_account_and_the_verdict_is_negative(lab) -> None:
     out = lab["tmp"] / "c.json"
-    with Server(lab["clean"]) as srv:
+    with FakeOpenAI(lab["clean"]) as srv:
         code = main([*_args(lab, out), "--endpoint", srv.url])
     doc = json.loads(out.read_text())
     assert code == 0 and doc["distilled"] is False
@@ -214,7 +177,7 @@ def test_bad_registry_is_a_clear_error(lab, capsys, content: str | None, message
     path.unlink(missing_ok=True)
     if content is not None:
         path.write_text(content)
-    with Server(lab["clean"]) as srv:
+    with FakeOpenAI(lab["clean"]) as srv:
         code = main(["audit", "--canaries", str(path), "--endpoint", srv.url, "--out",
                      str(lab["tmp"] / "b.json"), "--quiet"])
         assert srv.prompts == []  # refused before asking the suspect anything
