@@ -12,9 +12,11 @@ import numpy as np
 
 from distillguard import stats
 from distillguard.errors import ConfigError, InputError
+from distillguard.watermark._tuples import as_token_array, generation_contexts
 from distillguard.watermark.base import Detection, PayloadEstimate, Span, WatermarkScheme
 from distillguard.watermark.keys import KeyRing, SecretKey, as_keyring
 from distillguard.watermark.payload import PayloadCodec, TraceEvidence, TraceResult, trace_result
+from distillguard.watermark.prf import pair_prf
 
 __all__ = ["KeyedScheme", "check_int", "check_keyed_fields", "check_real"]
 
@@ -90,6 +92,28 @@ class KeyedScheme(WatermarkScheme):
     def payload_mode(self) -> bool:
         """True when the config embeds account ids (``payload_bits > 0``)."""
         return bool(self.config.payload_bits)
+
+    def _pair_values(self, purpose: str, contexts: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The keyed PRF value (uint64) of each (context tokens, token) pair under the primary key.
+
+        For ground truth in experiments (the watermark-stealing bench): ``contexts`` is
+        (n, context_width) token ids, ``tokens`` (n,). Payload mode is refused: there a pair's
+        colour depends on the account, so "green" alone means nothing.
+        """
+        width = int(self.config.context_width)
+        if self.payload_mode:
+            raise ConfigError(f"{self.name}: per-pair ground truth needs a scheme without a payload "
+                              "(with payload_bits > 0 a pair's colour depends on the account).")
+        ctx_ids, toks = np.asarray(contexts), as_token_array(np.asarray(tokens).reshape(-1))
+        if ctx_ids.ndim != 2 or ctx_ids.shape != (toks.size, width):
+            raise InputError(
+                f"contexts must have shape (n, context_width={width}) with n = len(tokens) = "
+                f"{toks.size}. Got {ctx_ids.shape}."
+            )
+        if toks.size == 0:
+            return np.zeros(0, dtype=np.uint64)
+        key = self.keyring.primary
+        return pair_prf(key.sip(purpose), generation_contexts(key, ctx_ids.astype(np.int64), width), toks)
 
     def codec(self, key: SecretKey) -> PayloadCodec:
         """The payload codec for ``key`` (payload mode only)."""

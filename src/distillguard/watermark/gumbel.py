@@ -100,6 +100,18 @@ class Gumbel(KeyedScheme):
     config_class = GumbelConfig
     config: GumbelConfig
 
+    def keyed_uniforms(self, contexts: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The keyed uniform u of each (context, token) pair (needs the key; no payload).
+
+        ``contexts`` is (n, context_width) token ids, ``tokens`` (n,): ground truth for
+        experiments such as the watermark-stealing bench (a token with large u is "green").
+
+        Raises:
+            ConfigError: a payload-mode config.
+            InputError: shapes that do not match the context width.
+        """
+        return np.asarray(to_uniform(self._pair_values(_purpose(None), contexts, tokens)))
+
     def process(
         self, input_ids: np.ndarray, scores: np.ndarray, payloads: Sequence[int | None]
     ) -> np.ndarray:

@@ -111,6 +111,19 @@ class KGW(KeyedScheme):
     config_class = KGWConfig
     config: KGWConfig
 
+    def green_mask(self, contexts: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Whether each (context, token) pair is on the green list (needs the key; no payload).
+
+        ``contexts`` is (n, context_width) token ids, ``tokens`` (n,): ground truth for
+        experiments such as the watermark-stealing bench.
+
+        Raises:
+            ConfigError: a payload-mode config.
+            InputError: shapes that do not match the context width.
+        """
+        vals = self._pair_values(_PURPOSE, contexts, tokens)
+        return np.asarray(vals < np.uint64(_threshold(self.config.gamma)))
+
     def process(
         self, input_ids: np.ndarray, scores: np.ndarray, payloads: Sequence[int | None]
     ) -> np.ndarray:

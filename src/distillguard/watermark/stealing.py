@@ -52,9 +52,8 @@ import numpy as np
 from distillguard import stats
 from distillguard.errors import ConfigError, InputError, NotFittedError
 from distillguard.watermark._common import check_int, check_real
-from distillguard.watermark._tuples import as_token_array, generation_contexts
+from distillguard.watermark._tuples import as_token_array
 from distillguard.watermark.base import WatermarkScheme
-from distillguard.watermark.prf import pair_prf, to_uniform
 
 __all__ = [
     "GreenEstimate",
@@ -299,28 +298,14 @@ def true_green(
             scheme than ``kgw`` / ``gumbel``.
         InputError: shapes that do not match the scheme's context width.
     """
-    from distillguard.watermark import gumbel, kgw
+    from distillguard.watermark.gumbel import Gumbel
+    from distillguard.watermark.kgw import KGW
 
-    cfg = getattr(scheme, "config", None)
-    if cfg is None or int(getattr(cfg, "payload_bits", 0)) != 0:
-        raise ConfigError("true_green needs a kgw or gumbel scheme without a payload.")
     check_real("true_green", "gumbel_gamma", gumbel_gamma, 0.0, 1.0)
-    ctx_ids, toks = np.asarray(contexts), as_token_array(np.asarray(tokens).reshape(-1))
-    if ctx_ids.ndim != 2 or ctx_ids.shape != (toks.size, cfg.context_width):
-        raise InputError(
-            f"contexts must have shape (n, context_width={cfg.context_width}) with n = len(tokens) = "
-            f"{toks.size}. Got {ctx_ids.shape}."
-        )
-    if toks.size == 0:
-        return np.zeros(0, dtype=bool)
-    key = scheme.keyring.primary  # type: ignore[attr-defined]
-    ctx = generation_contexts(key, ctx_ids.astype(np.int64), cfg.context_width)
-    if isinstance(scheme, kgw.KGW):
-        vals = pair_prf(key.sip(kgw._PURPOSE), ctx, toks)
-        return np.asarray(vals < np.uint64(kgw._threshold(cfg.gamma)))
-    if isinstance(scheme, gumbel.Gumbel):
-        u = to_uniform(pair_prf(key.sip(gumbel._purpose(None)), ctx, toks))
-        return np.asarray(u >= 1.0 - gumbel_gamma)
+    if isinstance(scheme, KGW):
+        return scheme.green_mask(contexts, tokens)
+    if isinstance(scheme, Gumbel):
+        return np.asarray(scheme.keyed_uniforms(contexts, tokens) >= 1.0 - gumbel_gamma)
     raise ConfigError(f"true_green supports kgw and gumbel. Got {scheme.name!r}.")
 
 
