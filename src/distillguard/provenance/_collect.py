@@ -19,9 +19,7 @@ from distillguard.errors import ConfigError, InputError
 from distillguard.watermark._tuples import ScoredTuples, as_token_array
 from distillguard.watermark.base import WatermarkScheme
 from distillguard.watermark.gumbel import Gumbel
-from distillguard.watermark.gumbel import _purpose as _gumbel_purpose
 from distillguard.watermark.keys import SecretKey
-from distillguard.watermark.kgw import _PURPOSE as _KGW_PURPOSE
 from distillguard.watermark.kgw import KGW
 from distillguard.watermark.prf import context_hashes, pair_prf
 
@@ -34,10 +32,8 @@ def primary_purpose(scheme: WatermarkScheme) -> str:
     Raises:
         ConfigError: the scheme is not one this module knows how to audit.
     """
-    if isinstance(scheme, KGW):
-        return _KGW_PURPOSE
-    if isinstance(scheme, Gumbel):
-        return _gumbel_purpose(0 if scheme.payload_mode else None)
+    if isinstance(scheme, (KGW, Gumbel)):
+        return scheme.scored_purpose
     raise ConfigError(
         f"Provenance audits support the 'kgw' and 'gumbel' schemes. Got {type(scheme).__name__} instead."
     )

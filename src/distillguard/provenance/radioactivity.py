@@ -42,7 +42,7 @@ from distillguard.watermark._tuples import ScoredTuples
 from distillguard.watermark.base import WatermarkScheme
 from distillguard.watermark.gumbel import Gumbel
 from distillguard.watermark.keys import SecretKey
-from distillguard.watermark.kgw import KGW, _threshold
+from distillguard.watermark.kgw import KGW
 from distillguard.watermark.maxstat import max_count_log_pmf, sum_log_sf
 from distillguard.watermark.prf import bucket, to_uniform, top_bits
 
@@ -107,7 +107,7 @@ def tuple_statistic(
     if isinstance(scheme, KGW):
         cfg = scheme.config
         if not scheme.payload_mode:
-            k = int((tup.values < np.uint64(_threshold(cfg.gamma))).sum())
+            k = int((tup.values < np.uint64(cfg.green_threshold)).sum())
             g = cfg.effective_gamma
             return float(k), n * g, stats.binomial_log_sf(k, n, g), "binomial green count"
         codec = scheme.codec(key)

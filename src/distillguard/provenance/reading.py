@@ -48,7 +48,7 @@ from distillguard.provenance._collect import check_alpha, primary_purpose
 from distillguard.watermark._tuples import as_token_array
 from distillguard.watermark.base import WatermarkScheme
 from distillguard.watermark.gumbel import Gumbel
-from distillguard.watermark.kgw import KGW, _threshold
+from distillguard.watermark.kgw import KGW
 from distillguard.watermark.prf import context_hashes, pair_prf, to_uniform
 
 __all__ = ["ReadingItem", "ReadingResult", "reading_test"]
@@ -212,7 +212,7 @@ def reading_test(
     is_kgw = isinstance(scheme, KGW)
     if is_kgw:
         gamma = scheme.config.effective_gamma  # type: ignore[attr-defined]
-        bit = (vals < np.uint64(_threshold(scheme.config.gamma))).astype(np.float64)  # type: ignore[attr-defined]
+        bit = (vals < np.uint64(scheme.config.green_threshold)).astype(np.float64)  # type: ignore[attr-defined]
     elif isinstance(scheme, Gumbel):
         bit = -np.log1p(-to_uniform(vals))
     else:  # pragma: no cover - primary_purpose already refused it

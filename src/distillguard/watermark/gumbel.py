@@ -100,6 +100,11 @@ class Gumbel(KeyedScheme):
     config_class = GumbelConfig
     config: GumbelConfig
 
+    @property
+    def scored_purpose(self) -> str:
+        """The PRF purpose of the values the detector scores (what provenance audits collect)."""
+        return _purpose(0 if self.payload_mode else None)
+
     def keyed_uniforms(self, contexts: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """The keyed uniform u of each (context, token) pair (needs the key; no payload).
 
@@ -171,9 +176,7 @@ class Gumbel(KeyedScheme):
     ) -> Detection:
         cfg = self.config
         r = (1 << cfg.chunk_bits) if self.payload_mode else 1
-        tup = score_tuples(
-            key, ids, cfg.context_width, _purpose(0 if self.payload_mode else None), dedup=dedup
-        )
+        tup = score_tuples(key, ids, cfg.context_width, self.scored_purpose, dedup=dedup)
         n = tup.n
         details: dict[str, object] = {"dedup": dedup, "context_width": cfg.context_width, "test": "gamma"}
         if n < cfg.min_scored:

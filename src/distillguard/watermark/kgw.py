@@ -96,6 +96,11 @@ class KGWConfig:
             return 1.0 / (1 << self.chunk_bits)
         return _threshold(self.gamma) / 2.0**64
 
+    @property
+    def green_threshold(self) -> int:
+        """Without a payload, a pair is green when its keyed uint64 PRF value is below this."""
+        return _threshold(self.gamma)
+
 
 def _threshold(gamma: float) -> int:
     return min((1 << 64) - 1, round(gamma * 2.0**64))
@@ -111,6 +116,11 @@ class KGW(KeyedScheme):
     config_class = KGWConfig
     config: KGWConfig
 
+    @property
+    def scored_purpose(self) -> str:
+        """The PRF purpose of the values the detector scores (what provenance audits collect)."""
+        return _PURPOSE
+
     def green_mask(self, contexts: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Whether each (context, token) pair is on the green list (needs the key; no payload).
 
@@ -122,7 +132,7 @@ class KGW(KeyedScheme):
             InputError: shapes that do not match the context width.
         """
         vals = self._pair_values(_PURPOSE, contexts, tokens)
-        return np.asarray(vals < np.uint64(_threshold(self.config.gamma)))
+        return np.asarray(vals < np.uint64(self.config.green_threshold))
 
     def process(
         self, input_ids: np.ndarray, scores: np.ndarray, payloads: Sequence[int | None]
