@@ -7,8 +7,7 @@ loads nothing heavy and runs nothing.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from distillguard._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -28,11 +27,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'distillguard' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

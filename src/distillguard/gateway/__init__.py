@@ -5,17 +5,14 @@ Edge package (FastAPI, aiohttp, limits, psycopg are imported inside its modules)
 
 from __future__ import annotations
 
-__all__ = ["create_app", "load_settings"]
+from distillguard._lazy import lazy_exports
 
+# Lazy so `import distillguard.gateway` does not pull in FastAPI.
+_EXPORTS: dict[str, str] = {
+    "create_app": "distillguard.gateway.app",
+    "load_settings": "distillguard.gateway.settings",
+}
 
-def __getattr__(name: str) -> object:
-    # Lazy so `import distillguard.gateway` does not pull in FastAPI.
-    if name == "create_app":
-        from distillguard.gateway.app import create_app
+__all__ = sorted(_EXPORTS)
 
-        return create_app
-    if name == "load_settings":
-        from distillguard.gateway.settings import load_settings
-
-        return load_settings
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,35 +15,30 @@ See docs/intel.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from distillguard._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    "CoalitionKey": "pseudonym",
-    "KeyRing": "pseudonym",
-    "ExportConfig": "findings",
-    "Finding": "findings",
-    "build_findings": "findings",
-    "collect_activity": "activity",
-    "Producer": "stix",
-    "build_bundle": "stix",
-    "BundleRejected": "importer",
-    "PartnerIndicator": "importer",
-    "parse_bundle": "importer",
-    "Alert": "match",
-    "MatchConfig": "match",
-    "match": "match",
-    "risk_input": "match",
+    "CoalitionKey": "distillguard.intel.pseudonym",
+    "KeyRing": "distillguard.intel.pseudonym",
+    "ExportConfig": "distillguard.intel.findings",
+    "Finding": "distillguard.intel.findings",
+    "build_findings": "distillguard.intel.findings",
+    "collect_activity": "distillguard.intel.activity",
+    "Producer": "distillguard.intel.stix",
+    "build_bundle": "distillguard.intel.stix",
+    "BundleRejected": "distillguard.intel.importer",
+    "PartnerIndicator": "distillguard.intel.importer",
+    "parse_bundle": "distillguard.intel.importer",
+    "Alert": "distillguard.intel.match",
+    "MatchConfig": "distillguard.intel.match",
+    "match": "distillguard.intel.match",
+    "risk_input": "distillguard.intel.match",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'distillguard.intel' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"distillguard.intel.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

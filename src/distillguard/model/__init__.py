@@ -15,8 +15,7 @@ Nothing here runs at import, and torch is imported only when a torch-backed name
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from distillguard._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "GGUF_FILE": "distillguard.model._paths",
@@ -33,11 +32,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'distillguard.model' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:
