@@ -3,8 +3,8 @@
 Pure core: :mod:`.log_record` (schema + validation), :mod:`.jsonl_fast` (the SQL fast path of
 that validation), :mod:`.features` (the one SQL feature description), :mod:`.scoring`,
 :mod:`.calibration` (the flag line from a target benign FPR), :mod:`.campaigns`. Edges:
-:mod:`.ingest`, :mod:`.embed` (MiniLM topics), :mod:`.engines`, :mod:`.simulate`, :mod:`.scan`,
-:mod:`.report_html`.
+:mod:`.ingest`, :mod:`.jsonl_native` (JSONL on DuckDB's reader), :mod:`.embed` (MiniLM topics),
+:mod:`.engines`, :mod:`.simulate`, :mod:`.scan`, :mod:`.report_html`.
 """
 
 from distillguard.analytics.log_record import FIELDS, LogRecord, Rejection, validate_record

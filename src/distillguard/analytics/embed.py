@@ -160,16 +160,24 @@ def assign_topics(prompts: list[str], encoder: Any, config: TopicConfig | None =
 
 
 def add_topics(staged: Path, config: TopicConfig | None = None) -> int:
-    """Fill the ``topic`` column of a staged Parquet file in place; return distinct prompts encoded."""
+    """Fill the ``topic`` column of the staged Parquet (a file, or a directory of parts, which
+    becomes one part) in place; return distinct prompts encoded."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     cfg = config or TopicConfig()
-    table = pq.read_table(staged)
+    parts = sorted(staged.glob("*.parquet")) if staged.is_dir() else [staged]
+    tables = [pq.read_table(p) for p in parts]
+    table = pa.concat_tables([t.cast(tables[0].schema) for t in tables])
     prompts = table.column("prompt").to_pylist()
     enc = MiniLM(cfg.max_tokens, cfg.batch_size)
     topics = assign_topics(prompts, enc, cfg)
     i = table.schema.get_field_index("topic")
     table = table.set_column(i, "topic", pa.array(topics, pa.int64()))
-    pq.write_table(table, staged)
+    if staged.is_dir():
+        for p in parts:
+            p.unlink()
+        pq.write_table(table, staged / "part-topics.parquet")
+    else:
+        pq.write_table(table, staged)
     return len(set(prompts))

@@ -14,6 +14,8 @@ keeps its framing and varies a slot); a body hash (near-exact duplicates); a tai
 benchmark prompt behind an added instruction); chain-of-thought and "many diverse examples"
 cues; logprob / long-output / sampling-parameter use; the hour-of-day as a point on the unit
 circle; the client's /24 prefix; the topic cluster (filled in only with sentence embeddings).
+The text features depend on the staged prompt alone, so they are computed once per distinct
+prompt and joined back (the same values as per request; repeated prompts cost one join probe).
 
 Per account: the features listed in :data:`ACCOUNT_FEATURES`. Pure: strings only.
 """
@@ -150,22 +152,34 @@ def render(dialect: str) -> FeatureQueries:
         raise ValueError(f"The 'dialect' parameter must be one of {DIALECTS}. Got {dialect!r} instead.")
     W5P = f"regexp_extract(norm, '^({_W}){_REST}', 1)"
     W5S = f"regexp_extract(norm, '^[^ ]+{_REST} (.*[^ ]+ )?({_W})$', 2)"
+    # Text features are computed once per distinct staged prompt and joined back: real logs
+    # repeat prompts a lot (templates, retries, shared benchmarks), and the regular expressions
+    # are most of the cost. Same for the /24 prefix per distinct client address.
     enrich = f"""
-SELECT account_id, ts, n_turns, ip, user_agent, topic,
-  CASE WHEN length(norm) >= {MIN_TEMPLATE_TEXT} AND wp <> '' THEN md5(wp) END AS tpl_p,
-  CASE WHEN length(norm) >= {MIN_TEMPLATE_TEXT} AND ws <> '' THEN md5(ws) END AS tpl_s,
-  md5(norm) AS body,
-  md5(right(norm, {BENCH_TAIL_CHARS})) AS btail,
-  {_flag(_match("lp", COT_PATTERN, dialect))} AS cot,
-  {_flag(_match("norm", DIVERSE_PATTERN, dialect))} AS diverse,
-  {_flag("coalesce(logprobs, false) OR coalesce(top_logprobs, 0) > 0")} AS lp_req,
-  {_flag("coalesce(max_tokens, 0) >= 2048")} AS long_out,
-  temperature,
-  cos(2 * pi() * (ts % 86400) / 86400) AS hx,
-  sin(2 * pi() * (ts % 86400) / 86400) AS hy,
-  regexp_extract(coalesce(ip, ''), '^([0-9]+[.][0-9]+[.][0-9]+)[.]', 1) AS ip24
-FROM (SELECT *, {W5P} AS wp, {W5S} AS ws FROM
-  (SELECT *, {_norm("lp", dialect)} AS norm FROM (SELECT *, lower({_ends("prompt")}) AS lp FROM req) r2) r1) r0
+WITH txt AS (
+  SELECT prompt,
+    CASE WHEN length(norm) >= {MIN_TEMPLATE_TEXT} AND wp <> '' THEN md5(wp) END AS tpl_p,
+    CASE WHEN length(norm) >= {MIN_TEMPLATE_TEXT} AND ws <> '' THEN md5(ws) END AS tpl_s,
+    md5(norm) AS body,
+    md5(right(norm, {BENCH_TAIL_CHARS})) AS btail,
+    {_flag(_match("lp", COT_PATTERN, dialect))} AS cot,
+    {_flag(_match("norm", DIVERSE_PATTERN, dialect))} AS diverse
+  FROM (SELECT *, {W5P} AS wp, {W5S} AS ws FROM
+    (SELECT *, {_norm("lp", dialect)} AS norm FROM
+      (SELECT prompt, lower({_ends("prompt")}) AS lp FROM (SELECT DISTINCT prompt FROM req) d0) r2) r1) r0
+), ips AS (
+  SELECT ip, regexp_extract(ip, '^([0-9]+[.][0-9]+[.][0-9]+)[.]', 1) AS ip24
+  FROM (SELECT DISTINCT ip FROM req WHERE ip IS NOT NULL) d1
+)
+SELECT r.account_id, r.ts, r.n_turns, r.ip, r.user_agent, r.topic,
+  t.tpl_p, t.tpl_s, t.body, t.btail, t.cot, t.diverse,
+  {_flag("coalesce(r.logprobs, false) OR coalesce(r.top_logprobs, 0) > 0")} AS lp_req,
+  {_flag("coalesce(r.max_tokens, 0) >= 2048")} AS long_out,
+  r.temperature,
+  cos(2 * pi() * (r.ts % 86400) / 86400) AS hx,
+  sin(2 * pi() * (r.ts % 86400) / 86400) AS hy,
+  coalesce(i.ip24, '') AS ip24
+FROM req r JOIN txt t ON r.prompt = t.prompt LEFT JOIN ips i ON r.ip = i.ip
 """
     nb = _norm(_ends("prompt"), dialect)
     bench = (

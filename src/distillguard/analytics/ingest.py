@@ -1,18 +1,22 @@
 """Read request logs (JSONL, Parquet, SQLite, PostgreSQL), validate, quarantine bad rows.
 
-Every input row ends up either in the staged Parquet file the engines scan or in the
-quarantine JSONL file with its reason; :class:`IngestResult` counts both, so nothing is
-silently dropped. JSONL is read in byte chunks and validated by DuckDB SQL where it can be
-(:mod:`.jsonl_fast`), by :func:`validate_record` for every line the SQL does not accept; other
-sources go row by row through :func:`validate_record`. Prompts are staged as the ends the
-features read (:func:`.jsonl_fast.staged_prompt`). Edge module: pyarrow, duckdb (and psycopg
-for PostgreSQL) are imported lazily.
+Every input row ends up either in the staged Parquet files the engines scan (a directory) or
+in the quarantine JSONL file with its reason; :class:`IngestResult` counts both, so nothing is
+silently dropped. A JSONL file is parsed by DuckDB's own parallel reader and checked by SQL
+(:mod:`.jsonl_native`, :mod:`.jsonl_fast`); every line the SQL does not accept is found in the
+file and decided by :func:`validate_record`. Should DuckDB's reader and the walk over the file
+disagree about which line is which, the file is read again in byte chunks, each chunk's lines
+checked by the same SQL (the exact path). Other sources go row by row through
+:func:`validate_record`. Prompts are staged as the ends the features read
+(:func:`.jsonl_fast.staged_prompt`). Edge module: pyarrow, duckdb (and psycopg for PostgreSQL)
+are imported lazily.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -41,10 +45,17 @@ STAGED_SCHEMA_FIELDS: tuple[tuple[str, str], ...] = (
     ("logprobs", "bool"),
     ("top_logprobs", "int64"),
     ("topic", "int64"),  # topic cluster; filled in by analytics.embed, NULL otherwise
+    ("lineno", "int64"),  # the row's line (JSONL) or row number in its source, NULL if unknown
 )
 _BATCH = 50_000
-# JSONL is read in blocks of this many bytes (cut at a line end).
-_CHUNK_BYTES = 64 << 20
+# DuckDB's working memory during ingest; beyond it, it spills to the work directory.
+_MEMORY_LIMIT = "2GB"
+# JSONL is read in blocks of this many bytes (cut at a line end), this many at once.
+_CHUNK_BYTES = 32 << 20
+_WORKERS = 2
+# A line of only these is blank and skipped (what DuckDB's JSON reader skips); any other line,
+# even one of other Unicode spaces, is a row: accepted or quarantined, never dropped.
+_BLANK_CHARS = " \t\r"
 
 
 @dataclass
@@ -65,53 +76,35 @@ class IngestResult:
         }
 
 
-_Block = tuple[int, list[str], list[int], list[tuple[int, Rejection, bytes]]]
+_Block = tuple[list[str], list[int], list[tuple[int, Rejection, bytes]]]
 
 
-def _jsonl_blocks(path: Path) -> Iterator[_Block]:
-    """Yield (lines read, non-blank decoded lines, their 1-based line numbers, undecodable lines)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    lineno, rest = 0, b""
-    with opener(path, "rb") as fh:
-        while True:
-            block = fh.read(_CHUNK_BYTES)
-            data = rest + block
-            if block:
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    rest = data
-                    continue
-                data, rest = data[: cut + 1], data[cut + 1 :]
-            else:
-                rest = b""
-            if not data:
-                return
-            raw = data.split(b"\n")
-            if raw and raw[-1] == b"":
-                raw.pop()
-            bad: list[tuple[int, Rejection, bytes]] = []
+def _split_block(data: bytes, first: int) -> _Block:
+    """Return (non-blank decoded lines, their line numbers, undecodable lines) of a block of
+    whole lines whose first line is line ``first``."""
+    raw = data.split(b"\n")
+    if raw and raw[-1] == b"":
+        raw.pop()
+    bad: list[tuple[int, Rejection, bytes]] = []
+    try:
+        text = data.decode("utf-8").split("\n")[: len(raw)]
+    except UnicodeDecodeError:
+        text = []
+        for i, b in enumerate(raw):
             try:
-                text = data.decode("utf-8").split("\n")[: len(raw)]
-            except UnicodeDecodeError:
-                text = []
-                for i, b in enumerate(raw):
-                    try:
-                        text.append(b.decode("utf-8"))
-                    except UnicodeDecodeError as exc:
-                        text.append("")
-                        reason = f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                        bad.append((lineno + i + 1, Rejection("invalid_utf8", reason), b.rstrip(b"\r")))
-            lines, numbers = [], []
-            for i, line in enumerate(text):
-                if line.endswith("\r"):
-                    line = line[:-1]
-                if line.strip():
-                    lines.append(line)
-                    numbers.append(lineno + i + 1)
-            lineno += len(raw)
-            yield len(raw), lines, numbers, bad
-            if not block:
-                return
+                text.append(b.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                text.append("")
+                reason = f"the line is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                bad.append((first + i, Rejection("invalid_utf8", reason), b.rstrip(b"\r")))
+    lines, numbers = [], []
+    for i, line in enumerate(text):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if line.strip(_BLANK_CHARS):
+            lines.append(line)
+            numbers.append(first + i)
+    return lines, numbers, bad
 
 
 def _row_to_raw(row: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +190,7 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[str, LogRecord | Rejection, bytes]
     with opener(path, "rb") as fh:
         for i, line in enumerate(fh, 1):
             line = line.rstrip(b"\r\n")
-            if line.strip():
+            if line.strip(_BLANK_CHARS.encode()):
                 yield f"{path}:{i}", loads_line(line), line
 
 
@@ -235,19 +228,22 @@ class _Sink:
         row = {"where": where, "reason": rec.reason, "detail": rec.detail, "line": text}
         self.qfh.write(json.dumps(row) + "\n")
 
-    def accept(self, rec: LogRecord) -> None:
+    def accept(self, rec: LogRecord, lineno: int | None = None) -> None:
         row = rec.flat()
         row["prompt"] = staged_prompt(row["prompt"])
+        row["lineno"] = lineno
         self.buf.append(row)
         self.result.accepted += 1
         if len(self.buf) >= _BATCH:
             self.flush()
 
-    def add(self, where: str, rec: LogRecord | Rejection, line: bytes | str) -> None:
+    def add(
+        self, where: str, rec: LogRecord | Rejection, line: bytes | str, lineno: int | None = None
+    ) -> None:
         if isinstance(rec, Rejection):
             self.reject(where, rec, line)
         else:
-            self.accept(rec)
+            self.accept(rec, lineno)
 
     def flush(self) -> None:
         import pyarrow as pa
@@ -257,41 +253,75 @@ class _Sink:
             self.buf.clear()
 
 
-def _prefetch(it: Iterator[Any]) -> Iterator[Any]:
-    """Yield from ``it`` while a thread reads the next item (DuckDB releases the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        fut = pool.submit(next, it, None)
-        while True:
-            item = fut.result()
-            if item is None:
-                return
-            fut = pool.submit(next, it, None)
-            yield item
-
-
-def _ingest_jsonl(path: Path, sink: _Sink, con: Any, bar: Any) -> None:
+def _exact_block(path: Path, data: bytes, first: int, sink: _Sink, con: Any) -> None:
+    """The exact path for one block: Python splits the lines, DuckDB checks them (FAST_SQL)."""
     import numpy as np
     import pyarrow as pa
 
     from distillguard.analytics.jsonl_fast import FAST_SQL
 
-    for n_raw, lines, numbers, bad in _prefetch(_jsonl_blocks(path)):
-        for lineno, rej, raw in bad:
-            sink.reject(f"{path}:{lineno}", rej, raw)
-        if lines:
-            con.register("chunk", pa.table({"lineno": pa.array(numbers, pa.int64()), "line": lines}))
-            fast = con.sql(FAST_SQL).to_arrow_table()
-            con.unregister("chunk")
-            if fast.num_rows:
-                sink.writer.write_table(fast.drop_columns(["lineno"]).cast(sink.schema))
-                sink.result.accepted += fast.num_rows
-            nums = np.asarray(numbers, dtype=np.int64)
-            slow = np.flatnonzero(~np.isin(nums, fast.column("lineno").to_numpy()))
-            for i in slow.tolist():
-                sink.add(f"{path}:{numbers[i]}", loads_text(lines[i]), lines[i])
-        bar.update(n_raw)
+    lines, numbers, bad = _split_block(data, first)
+    for lineno, rej, raw in bad:
+        sink.reject(f"{path}:{lineno}", rej, raw)
+    if not lines:
+        return
+    con.register("chunk", pa.table({"lineno": pa.array(numbers, pa.int64()), "line": lines}))
+    fast = con.sql(FAST_SQL).to_arrow_table()
+    con.unregister("chunk")
+    if fast.num_rows:
+        sink.writer.write_table(fast.select(sink.schema.names).cast(sink.schema))
+        sink.result.accepted += fast.num_rows
+    nums = np.asarray(numbers, dtype=np.int64)
+    slow = np.flatnonzero(~np.isin(nums, fast.column("lineno").to_numpy()))
+    for i in slow.tolist():
+        sink.add(f"{path}:{numbers[i]}", loads_text(lines[i]), lines[i], numbers[i])
+
+
+def _ingest_jsonl(path: Path, sink: _Sink, con: Any, bar: Any, staged: Path, tag: str) -> None:
+    """Stage one JSONL file block by block on DuckDB's reader (:mod:`.jsonl_native`), two
+    blocks in flight; a block it cannot read, or whose lines drift, takes the exact path."""
+    import tempfile
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    import duckdb
+
+    from distillguard.analytics import jsonl_native as nat
+
+    shm = Path("/dev/shm")
+    tmpdir = Path(tempfile.mkdtemp(prefix="dg-ingest-", dir=shm if shm.is_dir() else staged.parent))
+
+    def finish(i: int, first: int, n_lines: int, block: bytes, fut: Future[nat.BlockResult]) -> None:
+        part = staged / f"part-{tag}-{i}.parquet"
+        try:
+            res = fut.result()
+            rows, found = nat.lines_of(block, first, n_lines, set(res.rejected))
+            nat.check(res, rows, found)
+        except (duckdb.Error, nat.Drift):
+            part.unlink(missing_ok=True)
+            _exact_block(path, block, first, sink, con)
+            bar.update(n_lines)
+            return
+        sink.result.accepted += res.accepted
+        for k in sorted(found):
+            lineno, raw = found[k]
+            sink.add(f"{path}:{lineno}", loads_line(raw), raw, lineno)
+        bar.update(n_lines)
+
+    try:
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            pending: deque[tuple[int, int, int, bytes, Future[nat.BlockResult]]] = deque()
+            for i, (first, n_lines, block) in enumerate(nat.blocks(path, _CHUNK_BYTES)):
+                tmp = tmpdir / f"{i}.jsonl"
+                part = staged / f"part-{tag}-{i}.parquet"
+                fut = pool.submit(nat.stage_block, block, tmp, part, sink.schema)
+                pending.append((i, first, n_lines, block, fut))
+                while len(pending) > _WORKERS:
+                    finish(*pending.popleft())
+            while pending:
+                finish(*pending.popleft())
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def ingest(
@@ -299,9 +329,9 @@ def ingest(
 ) -> IngestResult:
     """Validate every row of ``sources``; stage good rows as Parquet, bad ones to quarantine.
 
-    Returns an :class:`IngestResult` whose ``staged_path`` is a Parquet file with the columns of
-    :data:`STAGED_SCHEMA_FIELDS`. Raises :class:`InputError` for a missing source, or when no row
-    at all is valid.
+    Returns an :class:`IngestResult` whose ``staged_path`` is a directory of Parquet files with
+    the columns of :data:`STAGED_SCHEMA_FIELDS`. Raises :class:`InputError` for a missing source,
+    or when no row at all is valid.
     """
     import duckdb
     import pyarrow as pa
@@ -311,23 +341,29 @@ def ingest(
     schema = pa.schema([(n, t) for n, t in STAGED_SCHEMA_FIELDS])
     workdir.mkdir(parents=True, exist_ok=True)
     qpath = quarantine or workdir / "quarantine.jsonl"
-    result = IngestResult(
-        staged_path=workdir / "staged.parquet", quarantine_path=quarantine or workdir / "quarantine.jsonl"
-    )
+    staged = workdir / "staged"
+    if staged.exists():
+        shutil.rmtree(staged)
+    staged.mkdir()
+    result = IngestResult(staged_path=staged, quarantine_path=qpath)
     iters = [_source(s) for s in sources]  # fail fast on a missing path
-    writer = pq.ParquetWriter(result.staged_path, schema)
+    writer = pq.ParquetWriter(staged / "part-rows.parquet", schema)
     bar = tqdm(desc="ingest", unit=" rows", disable=not progress, mininterval=0.5)
     con = duckdb.connect()
+    # Order is carried by lineno; spill to the work directory rather than grow without bound.
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET temp_directory = '{str(workdir / 'duckdb-tmp').replace(chr(39), chr(39) * 2)}'")
+    con.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
     try:
         with open(qpath, "w", encoding="utf-8") as qfh:
             sink = _Sink(result, writer, qfh, schema)
-            for it in iters:
+            for i, it in enumerate(iters):
                 if isinstance(it, Path):
-                    _ingest_jsonl(it, sink, con, bar)
+                    _ingest_jsonl(it, sink, con, bar, staged, str(i))
                     continue
-                for where, rec, line in it:
+                for j, (where, rec, line) in enumerate(it, 1):
                     bar.update(1)
-                    sink.add(where, rec, line)
+                    sink.add(where, rec, line, j)
             sink.flush()
     finally:
         con.close()

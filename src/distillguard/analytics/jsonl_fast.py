@@ -22,7 +22,7 @@ from __future__ import annotations
 from distillguard.analytics.features import HEAD_CHARS
 from distillguard.analytics.log_record import _TS_MAX, _TS_MIN, MAX_FIELD_CHARS
 
-__all__ = ["FAST_SQL", "STAGED_PROMPT_SQL", "staged_prompt"]
+__all__ = ["FAST_SQL", "STAGED_PROMPT_SQL", "native_sql", "staged_prompt"]
 
 _STR = ["request_id", "api_key_id", "ip", "user_agent", "org_id", "endpoint", "model", "response", "session_id"]
 _INT = ["prompt_tokens", "completion_tokens", "status"]
@@ -74,63 +74,105 @@ def staged_prompt(text: str) -> str:
     return text if len(text) <= 2 * h else f"{text[:h]} {text[-h:]}"
 
 
+def _len_le(x: str, n: int) -> str:
+    # length() walks UTF-8; a string of at most n bytes has at most n characters.
+    return f"(strlen({x}) <= {n} OR length({x}) <= {n})"
+
+
 STAGED_PROMPT_SQL = (
-    f"CASE WHEN length(prompt) > {2 * HEAD_CHARS} THEN concat(left(prompt, {HEAD_CHARS}), ' ', "
+    f"CASE WHEN NOT {_len_le('prompt', 2 * HEAD_CHARS)} THEN concat(left(prompt, {HEAD_CHARS}), ' ', "
     f"right(prompt, {HEAD_CHARS})) ELSE prompt END"
 )
 _RFC3339 = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
-_STR_OK = " AND ".join(_opt(f"s.{s}", '"') for s in _STR)
-_INT_OK = " AND ".join(_opt_int(f"s.{s}") for s in _INT)
+_STR_OK = " AND ".join(_opt(s, '"') for s in _STR)
+_INT_OK = " AND ".join(_opt_int(s) for s in _INT)
 _PARAMS_OK = (
     f"({_null('pj.temperature')} OR {_num('pj.temperature')}) AND "
     + " AND ".join(_opt_int(f"pj.{s}") for s in ("max_tokens", "n", "top_logprobs", "seed"))
     + f" AND ({_null('pj.logprobs')} OR pj.logprobs IN ('true', 'false'))"
 )
 
+def _str(x: str) -> str:
+    # The value of a JSON string (raw text starting with a quote).
+    return f"json_extract_string({x}, '$')"
+
+
+_MSGS = '[{"role":"JSON","content":"JSON"}]'
+
+
+def _core(source: str) -> str:
+    """The checks and the staged row over ``source``: rows of ``lineno``, ``len_ok`` and the
+    top-level fields as raw JSON text (NULL when absent or JSON null). Every row comes out,
+    with ``ok`` saying whether the SQL accepts it; a row that is not ok may hold anything (the
+    casts are TRY_CASTs)."""
+    msg_ok = (
+        "list_bool_and(list_transform(mj, lambda e: starts_with(e.role, '\"') "
+        "AND strpos(e.role, '\\\\') = 0 AND (e.content IS NULL OR starts_with(e.content, '\"'))))"
+    )
+    users = "list_filter(mj, lambda e: e.role = '\"user\"' AND e.content IS NOT NULL AND e.content NOT IN ('null', '\"\"'))"
+    return f"""
+WITH x AS ({source}), z AS (
+  SELECT *,
+    CASE WHEN {_is("params", "{")} THEN json_transform(params, '{_shape(_PPATHS)}') END AS pj,
+    CASE WHEN {_null("prompt")} AND {_is("messages", "[")} THEN json_transform(messages, '{_MSGS}') END AS mj,
+    CASE WHEN {_num("ts")} THEN TRY_CAST(ts AS DOUBLE)
+         WHEN regexp_full_match(ts, '"{_RFC3339[1:-1]}"')
+         THEN epoch_us(try_cast({_str("ts")} AS TIMESTAMPTZ)) / 1e6 END AS tsd,
+    coalesce(len_ok AND {_is("account_id", '"')} AND {_opt("params", "{")} AND {_opt("prompt", '"')}
+      AND {_STR_OK} AND {_INT_OK} AND ({_null("latency_ms")} OR {_num("latency_ms")}), false) AS ok1
+  FROM x
+), w AS (
+  SELECT lineno, ok1, tsd, pj, {_str("account_id")} AS aid,
+    CASE WHEN {_is("prompt", '"')} THEN {_str("prompt")} END AS p1,
+    CASE WHEN mj IS NOT NULL AND len(mj) > 0 AND {msg_ok} THEN {users} END AS ut,
+    ip, user_agent, endpoint, model
+  FROM z
+), v AS (
+  SELECT *, coalesce(p1, {_str("ut[-1].content")}) AS prompt FROM w
+)
+SELECT lineno,
+  coalesce(ok1 AND tsd >= {_TS_MIN} AND tsd < {_TS_MAX} AND (pj IS NULL OR ({_PARAMS_OK}))
+    AND (p1 IS NOT NULL OR len(ut) > 0) AND {_len_le("prompt", MAX_FIELD_CHARS)}
+    AND aid <> '' AND {_len_le("aid", MAX_FIELD_CHARS)}, false) AS ok,
+  tsd AS ts, aid AS account_id, {STAGED_PROMPT_SQL} AS prompt,
+  CAST(CASE WHEN p1 IS NOT NULL THEN 1 ELSE len(ut) END AS BIGINT) AS n_turns,
+  {_str("ip")} AS ip, {_str("user_agent")} AS user_agent,
+  {_str("endpoint")} AS endpoint, {_str("model")} AS model,
+  TRY_CAST(pj.temperature AS DOUBLE) AS temperature,
+  TRY_CAST(pj.max_tokens AS BIGINT) AS max_tokens, TRY_CAST(pj.n AS BIGINT) AS n,
+  TRY_CAST(pj.logprobs AS BOOLEAN) AS logprobs, TRY_CAST(pj.top_logprobs AS BIGINT) AS top_logprobs,
+  CAST(NULL AS BIGINT) AS topic
+FROM v"""
+
+
 # Reads relation ``chunk(lineno BIGINT, line VARCHAR)``; yields ``lineno`` plus the staged
 # columns for every line it accepts. MATERIALIZED keeps DuckDB from inlining (and so
 # re-evaluating) the parsed JSON into every later reference.
 FAST_SQL = f"""
-WITH x AS (
-  SELECT lineno, json_transform(line, '{_shape(_PATHS)}') AS s FROM chunk
-  WHERE length(line) <= {4 * MAX_FIELD_CHARS} AND left(ltrim(line), 1) = '{{' AND json_valid(line)
-), z AS (
-  SELECT lineno, s,
-    CASE WHEN {_is("s.messages", "[")} THEN json_extract(s.messages, '$[*]') END AS msgs,
-    CASE WHEN {_is("s.params", "{")} THEN json_transform(s.params, '{_shape(_PPATHS)}') END AS pj,
-    CASE WHEN {_num("s.ts")} THEN CAST(s.ts AS DOUBLE)
-         WHEN regexp_full_match(s.ts, '"{_RFC3339[1:-1]}"')
-         THEN epoch_us(try_cast(s.ts ->> '$' AS TIMESTAMPTZ)) / 1e6 END AS ts
-  FROM x
-  WHERE {_is("s.account_id", '"')} AND {_opt("s.params", "{")} AND {_opt("s.prompt", '"')}
-    AND {_STR_OK} AND {_INT_OK} AND ({_null("s.latency_ms")} OR {_num("s.latency_ms")})
-), m AS MATERIALIZED (
-  SELECT *,
-    CASE WHEN msgs IS NOT NULL THEN
-      list_filter(msgs, lambda e: json_type(e) <> 'OBJECT' OR {_t("e -> '$.role'")} <> 'VARCHAR'
-                  OR {_t("e -> '$.content'")} NOT IN ('NULL', 'VARCHAR')) END AS bad_msgs,
-    CASE WHEN msgs IS NOT NULL THEN list_transform(
-      list_filter(msgs, lambda e: (e ->> '$.role') = 'user' AND coalesce(e ->> '$.content', '') <> ''),
-      lambda e: e ->> '$.content') END AS user_turns
-  FROM z
-  WHERE ts >= {_TS_MIN} AND ts < {_TS_MAX} AND (pj IS NULL OR ({_PARAMS_OK}))
-), w AS (
-  SELECT lineno, ts, s.account_id ->> '$' AS account_id,
-    CASE WHEN {_is("s.prompt", '"')} THEN s.prompt ->> '$' ELSE user_turns[-1] END AS prompt,
-    CASE WHEN {_is("s.prompt", '"')} THEN 1 ELSE len(user_turns) END AS n_turns,
-    s.ip ->> '$' AS ip, s.user_agent ->> '$' AS user_agent,
-    s.endpoint ->> '$' AS endpoint, s.model ->> '$' AS model,
-    CAST(pj.temperature AS DOUBLE) AS temperature,
-    CAST(pj.max_tokens AS BIGINT) AS max_tokens, CAST(pj.n AS BIGINT) AS n,
-    CAST(pj.logprobs AS BOOLEAN) AS logprobs, CAST(pj.top_logprobs AS BIGINT) AS top_logprobs
-  FROM m
-  WHERE ({_is("s.prompt", '"')}
-         OR (msgs IS NOT NULL AND len(msgs) > 0 AND len(bad_msgs) = 0 AND len(user_turns) > 0))
-)
-SELECT lineno, ts, account_id, {STAGED_PROMPT_SQL} AS prompt, CAST(n_turns AS BIGINT) AS n_turns,
-  ip, user_agent, endpoint, model, temperature, max_tokens, n, logprobs, top_logprobs,
-  CAST(NULL AS BIGINT) AS topic
-FROM w WHERE length(w.prompt) <= {MAX_FIELD_CHARS}
-  AND length(w.account_id) BETWEEN 1 AND {MAX_FIELD_CHARS}
-  AND (w.ip IS NULL OR length(w.ip) <= {MAX_FIELD_CHARS})
+SELECT * EXCLUDE (ok) FROM ({_core(
+    "SELECT lineno, true AS len_ok, s.* FROM (SELECT lineno, "
+    f"json_transform(line, '{_shape(_PATHS)}') AS s FROM chunk "
+    f"WHERE length(line) <= {4 * MAX_FIELD_CHARS} AND left(ltrim(line), 1) = '{{' AND json_valid(line))"
+)}) WHERE ok
 """
+
+
+def native_sql(path: str) -> str:
+    """The same checks over a JSONL file parsed by DuckDB's own JSON reader (no Python per line).
+
+    Yields every non-blank line (``lineno`` = its rank among them, from ``WITH ORDINALITY``)
+    with ``ok``; a line DuckDB cannot parse comes out with every field NULL and ``ok`` false.
+    With no raw line to measure, each string field's raw JSON must be at most MAX_FIELD_CHARS
+    bytes and all the read fields together at most 4 * MAX_FIELD_CHARS bytes (fields outside
+    the schema are not read, so they are not counted); anything longer is left to Python.
+    """
+    lit = path.replace("'", "''")
+    cols = "{" + ", ".join(f"{n}: 'JSON'" for n in _PATHS) + "}"
+    strs = " AND ".join(f"coalesce(strlen({n}), 0) <= {MAX_FIELD_CHARS}" for n in ["account_id", "prompt", *_STR])
+    total = " + ".join(f"coalesce(strlen({n}), 0)" for n in _PATHS)
+    source = (
+        f"SELECT ordinality AS lineno, {strs} AND {total} <= {4 * MAX_FIELD_CHARS} AS len_ok, * "
+        f"FROM read_json('{lit}', format = 'newline_delimited', columns = {cols}, "
+        f"ignore_errors = true, maximum_object_size = {16 * MAX_FIELD_CHARS}) WITH ORDINALITY"
+    )
+    return _core(source)

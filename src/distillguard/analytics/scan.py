@@ -61,6 +61,24 @@ def _plain(v: Any) -> Any:
     return round(x, 6) if math.isfinite(x) else None
 
 
+def _plain_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``{feature: _plain(value)}`` for each row (account_id left out), column by column: the
+    common types inline, anything else through :func:`_plain`."""
+    if not rows:
+        return []
+    names = [k for k in rows[0] if k != "account_id"]
+    cols = []
+    for k in names:
+        col = [r[k] for r in rows]
+        if all(v is None or type(v) is int for v in col):
+            cols.append(col)
+        elif all(type(v) is float for v in col):
+            cols.append([round(v, 6) if math.isfinite(v) else None for v in col])
+        else:
+            cols.append([_plain(v) for v in col])
+    return [dict(zip(names, vals, strict=True)) for vals in zip(*cols, strict=True)]
+
+
 def _bench_prompts(enabled: bool) -> list[str]:
     if not enabled:
         return []
@@ -164,7 +182,7 @@ def scan(
         )
         for a in c.accounts:
             member_of[a] = (c.campaign_id, flagged, drivers, len(c.accounts))
-    fmap = {r["account_id"]: r for r in feats}
+    fmap = {r["account_id"]: p for r, p in zip(feats, _plain_rows(feats), strict=True)}
     accounts = []
     for aid, s in scores.items():
         cid, cflag, drivers, size = member_of.get(aid, (None, False, frozenset(), 1))
@@ -176,7 +194,6 @@ def scan(
         reasons = list(s.reasons)
         if flagged and not s.flagged:
             reasons.insert(0, f"member of flagged campaign {cid}")
-        f = fmap[aid]
         accounts.append(
             {
                 "account_id": aid,
@@ -186,7 +203,7 @@ def scan(
                 "reasons": reasons,
                 "log10_p": s.log10_p,
                 "allowlisted": aid in opts.allowlist,
-                "features": {k: _plain(v) for k, v in f.items() if k != "account_id"},
+                "features": fmap[aid],
             }
         )
     accounts.sort(key=lambda a: (-a["score"], a["account_id"]))

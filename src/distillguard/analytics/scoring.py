@@ -167,36 +167,45 @@ class BinomialTailScorer:
         self._check()
         cfg = self.config
         s_thr = threshold.s_threshold if threshold is not None else -math.log10(cfg.target_fpr)
-        m = len(COUNT_FEATURES)
+        feats = list(COUNT_FEATURES)
+        m = len(feats)
         n_arr = np.array([int(r["n_requests"]) for r in rows], dtype=np.int64)
-        tails = {
-            f: self._log10_tails(np.array([round(float(r[f] or 0)) for r in rows], dtype=np.int64), n_arr, f)
-            for f in COUNT_FEATURES
-        }
+        # Column-wise: one (accounts x features) matrix of log10 tails, then the per-account
+        # verdict vectorised; only accounts with something to say get their reasons built.
+        tails = np.zeros((len(rows), m))
+        for j, f in enumerate(feats):
+            k = np.array([round(float(r[f] or 0)) for r in rows], dtype=np.int64)
+            tails[:, j] = self._log10_tails(k, n_arr, f)
+        auto = np.array([f in _AUTOMATION for f in feats])
+        ratio = np.array([float(r.get("distinct_ratio") or 1) for r in rows])
+        others = tails[:, ~auto].min(axis=1, initial=0.0)
+        narrow = (ratio < 0.05) & (n_arr >= 100) & (others > -2)
+        tails[np.ix_(narrow, auto)] = 0.0
+        best = tails.min(axis=1, initial=0.0)
+        bench = np.array([float(r.get("bench_share") or 0) >= 0.5 for r in rows], dtype=bool)
+        allowed = np.array([str(r["account_id"]) in allowlist for r in rows], dtype=bool)
+        med_peak = max(self.medians_["peak_hour"], 1.0)
+        med_n = max(self.medians_["n_requests"], 1.0)
+        peak = np.array([float(r["peak_hour"]) for r in rows])
+        burst = np.array([-1.0 if r.get("burstiness") is None else float(r["burstiness"]) for r in rows])
+        has_burst = np.array([r.get("burstiness") is not None for r in rows], dtype=bool)
+        quiet = ~(
+            allowed | bench | narrow | (best <= -2) | (peak >= 10 * med_peak) | (n_arr >= 10 * med_n)
+            | (has_burst & (n_arr >= 50) & (burst < -0.6))
+        )
+        log_m = math.log10(m)
         out = []
         for i, r in enumerate(rows):
-            logs = {f: float(tails[f][i]) for f in COUNT_FEATURES}
-            if self._narrow(r, logs):
-                # Reusing one template for near-identical prompts yields near-identical answers:
-                # useless for distillation, typical of an app backend (which also runs round the
-                # clock on a schedule). Only automation that sweeps distinct prompts is evidence.
-                for f in _AUTOMATION:
-                    logs[f] = 0.0
-            best = min(logs.values())
-            log10_p = min(0.0, best + math.log10(m))
+            row = tails[i].tolist()
+            logs = dict(zip(feats, row, strict=True))
+            log10_p = min(0.0, min(row) + log_m)
             score = min(1.0, -log10_p / (2 * s_thr))
-            bench = float(r.get("bench_share") or 0) >= 0.5
-            allowed = str(r["account_id"]) in allowlist
-            flagged = -log10_p >= s_thr and not bench and not allowed
+            b, a = bool(bench[i]), bool(allowed[i])
+            flagged = -log10_p >= s_thr and not b and not a
+            reasons = () if quiet[i] else tuple(self._reasons(r, logs, b, a))
             out.append(
                 AccountScore(
-                    str(r["account_id"]),
-                    round(score, 6),
-                    round(log10_p, 4),
-                    flagged,
-                    tuple(self._reasons(r, logs, bench, allowed)),
-                    logs,
-                    bench or allowed,
+                    str(r["account_id"]), round(score, 6), round(log10_p, 4), flagged, reasons, logs, b or a
                 )
             )
         return out

@@ -1,4 +1,10 @@
-"""Spark engine: the same feature SQL (Spark dialect) on a SparkSession (local mode by default)."""
+"""Spark engine: the same feature SQL (Spark dialect) on a SparkSession (local mode by default).
+
+No Python runs per row: enrichment and aggregation are built-in Spark SQL functions (regular
+expressions, md5, windows, aggregates) over the staged Parquet, text features once per
+distinct prompt; results come back to the driver through Arrow, one row per account.
+How it scales out: see the analytics section of docs/benchmarks.md.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,16 @@ __all__ = ["SparkEngine"]
 
 @engines.register("spark")
 class SparkEngine:
-    """Runs on ``master`` (``local[*]`` unless given); stops the session on close."""
+    """Runs on ``master`` (``local[2]`` unless given); stops the session on close."""
 
-    def __init__(self, staged: Path, bench_prompts: list[str], master: str = "local[2]") -> None:
+    def __init__(
+        self,
+        staged: Path,
+        bench_prompts: list[str],
+        master: str = "local[2]",
+        driver_memory: str = "4g",
+        shuffle_partitions: int = 8,
+    ) -> None:
         try:
             from pyspark.sql import SparkSession
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -28,7 +41,10 @@ class SparkEngine:
             .appName("distillguard-scan")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", "4")
+            # Local mode runs in the driver JVM; the 1g default spills a 10M-row cache to disk.
+            .config("spark.driver.memory", driver_memory)
+            .config("spark.sql.shuffle.partitions", str(int(shuffle_partitions)))
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.sql.session.timeZone", "UTC")
             .getOrCreate()
         )
@@ -38,11 +54,20 @@ class SparkEngine:
             [(p,) for p in (bench_prompts or [""])], "prompt string"
         ).createOrReplaceTempView("bench")
         self._spark.sql(self._q.bench_keys).createOrReplaceTempView("bench_k")
-        enriched = self._spark.sql(ENRICHED.format(enrich=self._q.enrich)).cache()
+        # Computed once and kept (localCheckpoint cuts the lineage: a cached view was not
+        # matched, so every reference to it re-ran the enrichment). Every aggregate and window
+        # of the feature SQL is per account: hash-partitioned by account_id, they run on the
+        # partitions as they are, with no further shuffle.
+        enriched = (
+            self._spark.sql(ENRICHED.format(enrich=self._q.enrich))
+            .repartition(int(shuffle_partitions), "account_id")
+            .localCheckpoint(eager=True)
+        )
         enriched.createOrReplaceTempView("enriched")
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
-        return [r.asDict() for r in self._spark.sql(sql).collect()]
+        rows: list[dict[str, Any]] = self._spark.sql(sql).toArrow().to_pylist()
+        return rows
 
     def accounts(self) -> list[dict[str, Any]]:
         """Per-account features, ordered by account id."""
