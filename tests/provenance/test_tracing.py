@@ -98,3 +98,99 @@ def test_vectorised_encoding_matches_the_codec(key: SecretKey, payload_bits: int
     codec = scheme.codec(key)
     ids = [1, 2, 12345, (1 << payload_bits) - 1, account_id(key, "acme", payload_bits)]
     assert np.array_equal(_encode_many(codec, ids), np.stack([codec.encode(i) for i in ids]))
+
+
+def test_fast_candidate_ids_match_the_codec(key: SecretKey) -> None:
+    from distillguard.provenance.tracing import _candidate_ids
+    from distillguard.watermark.payload import candidate_ids
+
+    for bits in (32, 40, 64):
+        codec = build("kgw", key, payload_bits=bits).codec(key)
+        cands: list[int | str] = [f"acct-{i}" for i in range(300)] + [1, 99, (1 << bits) - 1, "ü-ß"]
+        assert _candidate_ids(key, codec, cands).tolist() == candidate_ids(key, codec, cands)
+    codec = build("kgw", key, payload_bits=32).codec(key)
+    for bad in ([], [""], [1 << 32], [-1]):
+        with pytest.raises(InputError):
+            _candidate_ids(key, codec, bad)
+
+
+def test_planted_account_is_found_among_many(key: SecretKey, teacher, rng) -> None:
+    # 2^18 account names (bench/lab_tracing.py runs 2^20 on real students), the guilty one drawn
+    # at random: named alone, with Holm's correction over every candidate, and the runner-up (a
+    # look-alike sharing chunk values) is not named.
+    scheme = build("kgw", key, payload_bits=32)
+    accounts = [f"acct-{i:07d}" for i in range(1 << 18)]
+    guilty = accounts[int(rng.integers(len(accounts)))]
+    answers = student_answers(teacher, scheme, rng, [account_id(key, guilty)] * 200)
+    tr = trace_accounts(scheme, answers, accounts)
+    assert tr.n_candidates == 1 << 18
+    assert tr.verdict == "single" and tr.named == (guilty,)
+    assert tr.top[0].account == guilty and tr.top[0].log10_p_holm < -6
+    assert not tr.top[1].named
+
+
+@pytest.mark.parametrize("min_count", [1, 3])
+def test_many_candidates_name_nobody_on_null_data_at_rate_alpha(teacher, rng, min_count: int) -> None:
+    # FWER over 20k candidates: text written without our key names an account in at most an
+    # alpha fraction of fresh keys, also when only frequent tuples are scored (which tuples are
+    # kept depends on the text alone). Binomial(30, 0.05) exceeds 6 with probability < 1e-3.
+    answers = list(teacher.generate(rng.integers(0, VOCAB, (40, 2)), 80, rng))
+    cands = [f"acct-{i}" for i in range(20_000)]
+    traces = [
+        trace_accounts(
+            build("kgw", SecretKey(rng.bytes(32)), payload_bits=32),
+            answers,
+            cands,
+            alpha=0.05,
+            min_count=min_count,
+        )
+        for _ in range(30)
+    ]
+    assert sum(t.verdict != "none" for t in traces) <= 6
+    if min_count > 1:
+        assert 0 < traces[0].n_scored < len({(a[i], a[i + 1]) for a in answers for i in range(len(a) - 1)})
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_innocent_hybrid_of_colluders_is_never_named(key: SecretKey, teacher, seed: int) -> None:
+    # Three colluders; an innocent account whose value on every chunk is the colluders' majority
+    # value carries more evidence than any colluder alone and passes every pairwise check (where
+    # it differs from one colluder it equals another). Among a million candidates such hybrids
+    # exist by chance; here one is planted (no checksum, so an id is just its chunk values).
+    rng = np.random.default_rng(seed)
+    scheme = build("kgw", key, payload_bits=32, checksum_bits=0)
+    codec = scheme.codec(key)
+    guilty = [int(v) for v in rng.integers(1, 1 << 32, 3)]
+    values = np.stack([codec.encode(g) for g in guilty])
+    majority = [int(np.bincount(col, minlength=4).argmax()) for col in values.T]  # ties: smallest
+    hybrid = sum(v << (2 * i) for i, v in enumerate(majority))
+    candidates = [*guilty, hybrid, *(int(v) for v in rng.integers(1, 1 << 32, 2000))]
+    answers = student_answers(teacher, scheme, rng, [g for g in guilty for _ in range(100)], n_answers=150)
+    tr = trace_accounts(scheme, answers, candidates)
+    assert tr.top[0].account == hybrid  # the strongest unconditional evidence is the innocent's
+    assert hybrid not in tr.named
+    assert set(tr.named) <= set(guilty)
+    assert tr.verdict in ("inseparable", "none") or tr.named
+
+
+def test_min_count_keeps_the_tuples_seen_that_often(key: SecretKey, teacher, rng) -> None:
+    from distillguard.provenance._collect import collect_tuples
+    from distillguard.provenance.tracing import _frequent
+
+    scheme = build("kgw", key, payload_bits=32)
+    answers = [np.array([1, 2, 3, 1, 2, 3, 1, 2, 4]), np.array([1, 2, 4, 7])]
+    raw = collect_tuples(scheme, key, answers, dedup=False).tuples  # width 1: pairs
+    kept = _frequent(raw, 2)
+    # (1,2) ×4, (2,3) ×2, (3,1) ×2, (2,4) ×2, (4,7) ×1 → four distinct pairs, first occurrences first
+    assert kept.n == 4 and kept.tokens.tolist() == [2, 3, 1, 4]
+    assert _frequent(raw, 5).n == 0
+    # a student's frequent tuples carry its learned bias: the planted account is still named
+    guilty = account_id(key, "acme")
+    tr = trace_accounts(
+        scheme, student_answers(teacher, scheme, rng, [guilty] * 200), [guilty, 5, 6], min_count=3
+    )
+    assert tr.named == (guilty,)
+    with pytest.raises(ConfigError):
+        trace_accounts(scheme, answers, [1], min_count=0)
+    with pytest.raises(ConfigError):
+        decode_accounts(scheme, answers, min_count=2, dedup=False)

@@ -42,7 +42,15 @@ from distillguard.provenance.radioactivity import RadioactivityResult, radioacti
 from distillguard.provenance.reading import ReadingResult, reading_test
 from distillguard.watermark.base import WatermarkScheme
 
-__all__ = ["LabConfig", "LabResult", "StudentResult", "logged_prompt_order", "run_lab"]
+__all__ = [
+    "LabConfig",
+    "LabResult",
+    "StudentResult",
+    "chat_prompt_ids",
+    "logged_prompt_order",
+    "run_lab",
+    "training_pairs",
+]
 
 
 @dataclass(frozen=True)
@@ -119,8 +127,20 @@ def _human_corpus(tokenizer: Any, n_tokens: int, skip_prompts: set[str]) -> list
     return out
 
 
-def _pairs(records: list[HarvestRecord]) -> list[np.ndarray]:
+def training_pairs(records: list[HarvestRecord]) -> list[np.ndarray]:
+    """A harvest as student training sequences: chat-templated prompt ids + answer ids each."""
     return [np.asarray(r.prompt_ids + r.token_ids, dtype=np.int64) for r in records]
+
+
+def chat_prompt_ids(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
+    """Suspect queries: each prompt chat-templated with the assistant turn opened."""
+    out = []
+    for p in prompts:
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True
+        )
+        out.append([int(i) for i in (ids["input_ids"] if hasattr(ids, "keys") else ids)])
+    return out
 
 
 _MARKS = (10, 30, 100, 300, 1000)  # query counts the reported curves always include
@@ -201,7 +221,7 @@ def run_lab(
     human = _human_corpus(
         tok, cfg.human_tokens + cfg.max_new_tokens * cfg.n_harvest, set(prompts) | set(held_out)
     )
-    wm_seqs, clean_seqs = _pairs(wm), _pairs(clean)
+    wm_seqs, clean_seqs = training_pairs(wm), training_pairs(clean)
     wm_tokens = int(sum(s.size for s in wm_seqs))
     log(
         f"harvest: {len(wm)} watermarked answers, {wm_tokens} tokens (with prompts); human {len(human)} texts"
@@ -224,12 +244,7 @@ def run_lab(
         corpora = {k: v for k, v in corpora.items() if k in cfg.students}
     log(f"compact vocabulary: {vocab.size} ids")
 
-    held_ids = []
-    for p in held_out:
-        ids = tok.apply_chat_template(
-            [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True
-        )
-        held_ids.append(list(ids["input_ids"] if hasattr(ids, "keys") else ids))
+    held_ids = chat_prompt_ids(tok, held_out)
     reading_texts = [(r.prompt_ids, r.token_ids) for r in wm[: cfg.reading_texts]]
     logged_ids = (
         [list(wm[i].prompt_ids) for i in logged_prompt_order(len(wm), cfg.n_queries, cfg.seed)]

@@ -20,8 +20,11 @@ b's colour is, if anything, *less* frequent than 1/r there: the conditional test
 under that assumption, which the report states). Holm corrects each step over the remaining
 candidates. Finally every named account must keep significant evidence on the chunks where it
 differs from each rival (the other named accounts, and unnamed candidates that pass the
-unconditional test); when it does not, the result says the evidence cannot separate those
-accounts instead of naming one.
+unconditional test), and on the chunks where it differs from all other plausible sources at once
+(with colluders, an innocent whose value on each chunk equals *some* colluder's value — among a
+million candidates there are such "hybrids" — beats every colluder alone and every pairwise
+check); when it does not, the result says the evidence cannot separate those accounts instead of
+naming one.
 
 :func:`decode_accounts` needs no candidate list: per chunk, the colour with the most evidence,
 checked by the keyed checksum (as for single texts), now pooled over every answer.
@@ -29,6 +32,7 @@ checked by the keyed checksum (as for single texts), now pooled over every answe
 
 from __future__ import annotations
 
+import hmac
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,16 +44,19 @@ from distillguard import stats
 from distillguard.errors import ConfigError, InputError
 from distillguard.provenance._collect import check_alpha, collect_tuples
 from distillguard.provenance.radioactivity import tuple_statistic
+from distillguard.watermark._tuples import ScoredTuples
 from distillguard.watermark.base import PayloadEstimate, WatermarkScheme
 from distillguard.watermark.gumbel import Gumbel
 from distillguard.watermark.keys import SecretKey
 from distillguard.watermark.kgw import KGW
-from distillguard.watermark.payload import PayloadCodec, candidate_ids, decode_groups
+from distillguard.watermark.payload import PayloadCodec, decode_groups
 from distillguard.watermark.prf import bucket, top_bits
 
 __all__ = ["AccountEvidence", "AccountTrace", "decode_accounts", "trace_accounts"]
 
 _EXACT_TOP = 256
+_POOL = 64  # strongest candidates considered as other sources in the joint check
+_SOURCE_LEVEL = 0.05  # family-wise level (over the pool) for counting an unnamed candidate as a source
 
 ASSUMPTION = (
     "answers independent of our key under the null; when accounts are named step-down, the suspect's "
@@ -94,31 +101,50 @@ class AccountTrace:
         return asdict(self)
 
 
+def _frequent(raw: ScoredTuples, min_count: int) -> ScoredTuples:
+    """The distinct tuples that occur at least ``min_count`` times in ``raw``, at their first
+    occurrence (which tuples qualify depends only on the answers, never on the key)."""
+    _, first, counts = np.unique(raw.values, return_index=True, return_counts=True)
+    keep = np.sort(first[counts >= min_count])
+    return ScoredTuples(
+        raw.n_tokens, np.arange(keep.size, dtype=np.int64), raw.ctx[keep], raw.tokens[keep], raw.values[keep]
+    )
+
+
 class _Evidence:
     """Per-(chunk, colour) evidence and per-chunk tuple counts for one key."""
 
-    def __init__(self, scheme: WatermarkScheme, key: SecretKey, answers: Sequence[Any], dedup: bool) -> None:
+    def __init__(
+        self, scheme: WatermarkScheme, key: SecretKey, answers: Sequence[Any], dedup: bool, min_count: int = 1
+    ) -> None:
         if not isinstance(scheme, (KGW, Gumbel)) or not scheme.payload_mode:
             raise ConfigError(
                 "Account tracing needs a payload-mode 'kgw' or 'gumbel' scheme (payload_bits ≥ 32)."
             )
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ConfigError(f"The 'min_count' parameter must be an int ≥ 1. Got {min_count!r} instead.")
+        if min_count > 1 and not dedup:
+            raise ConfigError("The 'min_count' parameter needs dedup=True (it keeps distinct tuples).")
         self.scheme, self.key = scheme, key
         self.codec = scheme.codec(key)
-        ts = collect_tuples(scheme, key, answers, dedup=dedup)
-        self.tuples = ts.tuples
+        if min_count == 1:
+            self.tuples = collect_tuples(scheme, key, answers, dedup=dedup).tuples
+        else:
+            self.tuples = _frequent(collect_tuples(scheme, key, answers, dedup=False).tuples, min_count)
         r, L = self.codec.n_colors, self.codec.n_chunks
-        chunk = bucket(ts.tuples.ctx, L)
+        chunk = bucket(self.tuples.ctx, L)
         self.n_chunk = np.bincount(chunk, minlength=L).astype(np.int64)
         self.kgw = isinstance(scheme, KGW)
         if self.kgw:
-            color = top_bits(ts.tuples.values, scheme.config.chunk_bits)
+            color = top_bits(self.tuples.values, scheme.config.chunk_bits)
             self.mat = np.bincount(chunk * r + color, minlength=L * r).reshape(L, r).astype(np.float64)
             self.u = None
         else:
             if not isinstance(scheme, Gumbel):
                 raise ConfigError(
-                    f"Tracing supports the kgw and gumbel schemes. Got {type(scheme).__name__} instead.")
-            uu = scheme._uniforms(key, ts.tuples, r) if ts.tuples.n else np.zeros((0, r))
+                    f"Tracing supports the kgw and gumbel schemes. Got {type(scheme).__name__} instead."
+                )
+            uu = scheme._uniforms(key, self.tuples, r) if self.tuples.n else np.zeros((0, r))
             e = -np.log1p(-uu)
             self.mat = np.stack([np.bincount(chunk, weights=e[:, c], minlength=L) for c in range(r)], axis=1)
             self.u, self.chunk = uu, chunk
@@ -153,12 +179,50 @@ class _Evidence:
         return out
 
 
-def _encode_many(codec: PayloadCodec, ids: Sequence[int]) -> np.ndarray:
+def _candidate_ids(key: SecretKey, codec: PayloadCodec, candidates: Sequence[int | str]) -> np.ndarray:
+    """Ids of a candidate list, uint64: entry i equals ``candidate_ids(key, codec, candidates)[i]``.
+
+    Same mapping as :func:`~distillguard.watermark.payload.account_id`, with the sub-key derived
+    once and the one-shot ``hmac.digest`` (a million account names take about a second).
+
+    Raises:
+        InputError: no candidates, an empty name or an id out of range.
+    """
+    if len(candidates) == 0:
+        raise InputError("trace() needs at least one candidate account. Got none.")
+    sub = key.derive("payload/account")
+    shift = 64 - codec.id_bits
+    out = np.empty(len(candidates), dtype=np.uint64)
+    for i, c in enumerate(candidates):
+        if isinstance(c, str):
+            if not c:
+                raise InputError(f"An account name must be a non-empty string. Got {c!r} instead.")
+            out[i] = (int.from_bytes(hmac.digest(sub, c.encode("utf-8"), "sha256")[:8], "big") >> shift) or 1
+        else:
+            out[i] = codec.check_id(c)
+    return out
+
+
+def _encode_many(codec: PayloadCodec, ids: Sequence[int] | np.ndarray) -> np.ndarray:
     """Chunk values of many ids, (n, L) int16: row i equals ``codec.encode(ids[i])``."""
     if codec.total_bits > 64:  # the message does not fit a uint64: encode one by one
         return np.stack([codec.encode(int(v)) for v in ids]).astype(np.int16)
-    vals = np.array([codec.check_id(v) for v in ids], dtype=np.uint64)
-    checks = np.array([codec.checksum(int(v)) for v in vals.tolist()], dtype=np.uint64)
+    if isinstance(ids, np.ndarray) and ids.dtype == np.uint64:  # from _candidate_ids: validated
+        vals = ids
+    else:
+        vals = np.array([codec.check_id(int(v)) for v in ids], dtype=np.uint64)
+    if codec.checksum_bits:
+        shift = 64 - codec.checksum_bits
+        checks = np.array(
+            [
+                int.from_bytes(hmac.digest(codec.check_key, v.to_bytes(8, "big"), "sha256")[:8], "big")
+                >> shift
+                for v in vals.tolist()
+            ],
+            dtype=np.uint64,
+        )
+    else:
+        checks = np.zeros(vals.size, dtype=np.uint64)
     msg = (vals << np.uint64(codec.checksum_bits)) | checks
     mask = np.uint64(codec.n_colors - 1)
     shifts = (np.arange(codec.n_chunks) * codec.chunk_bits).astype(np.uint64)
@@ -177,23 +241,54 @@ def _holm_log(log_p: np.ndarray) -> np.ndarray:
 
 
 def _ties(
-    ev: _Evidence, msgs: np.ndarray, named: list[int], ranked: list[int], holm: np.ndarray, ln_alpha: float
+    ev: _Evidence,
+    msgs: np.ndarray,
+    named: list[int],
+    ranked: list[int],
+    holm: np.ndarray,
+    ln_alpha: float,
+    n_rivals: int,
 ) -> set[int]:
-    """Named accounts whose evidence cannot be told apart from another plausible account's.
+    """Named accounts whose evidence cannot be told apart from other plausible accounts'.
 
-    A named account x is separated from a rival y when x's own chunk values, on the chunks where
-    x and y differ, are still significant: if only y had been learned, x's values there would be
-    no more frequent than chance. Rivals are the other named accounts and the unnamed candidates
-    that pass the unconditional test; Bonferroni over all pairs checked.
+    Two checks, both must pass for a named account x:
+
+    - *pairwise*: x is separated from a rival y when x's own chunk values, on the chunks where
+      x and y differ, are still significant: if only y had been learned, x's values there would
+      be no more frequent than chance. Rivals are the other named accounts and the unnamed
+      candidates among the ``n_rivals`` strongest that pass the unconditional test; Bonferroni
+      over all pairs checked.
+    - *joint*: with several guilty accounts, an innocent "hybrid" whose value on each chunk
+      happens to equal *some* guilty account's value beats every guilty account alone, and each
+      pairwise check (differing chunks carry another guilty account's value). So x must also be
+      significant on the chunks where it differs from every other source at once: the other
+      named accounts, and those of the ``_POOL`` strongest unnamed candidates that carry evidence
+      of their own on the chunks where they differ from every named account (the step-down test,
+      at the lenient level ``_SOURCE_LEVEL`` over the pool: a guilty account too weak to be named
+      still counts). Bonferroni over the named accounts. A tie lists x and those sources.
     """
-    rivals = [i for i in ranked if i not in named and holm[i] <= ln_alpha]
-    pairs = [(x, y) for x in named for y in named + rivals if y != x]
     tied: set[int] = set()
+    rivals = [i for i in ranked[: n_rivals + len(named)] if i not in named and holm[i] <= ln_alpha]
+    pairs = [(x, y) for x in named for y in named + rivals if y != x]
     for x, y in pairs:
         mask = (msgs[x] != msgs[y])[None, :]
         lp = float(ev.log_p(msgs[x : x + 1], mask)[0])
         if stats.bonferroni(lp, len(pairs)) > ln_alpha:
             tied.update((x, y))
+    pool = [i for i in ranked[:_POOL] if i not in named]
+    ln_source = math.log(_SOURCE_LEVEL / max(1, len(pool)))
+    # unnamed accounts with evidence of their own where they differ from every named account
+    beyond = np.all(msgs[pool][:, None, :] != msgs[named][None, :, :], axis=1)
+    cond = ev.log_p(msgs[pool], beyond) if pool else np.zeros(0)
+    unexplained = [y for y, lp in zip(pool, cond.tolist(), strict=True) if lp <= ln_source]
+    for x in named:
+        sources = [y for y in named if y != x] + unexplained
+        if not sources:
+            continue
+        mask = np.all(msgs[sources] != msgs[x][None, :], axis=0)[None, :]
+        lp = float(ev.log_p(msgs[x : x + 1], mask)[0]) if mask.any() else 0.0
+        if stats.bonferroni(lp, len(named)) > ln_alpha:
+            tied.update((x, *sources))
     return tied
 
 
@@ -204,6 +299,7 @@ def trace_accounts(
     *,
     alpha: float = 1e-6,
     dedup: bool = True,
+    min_count: int = 1,
     max_named: int = 8,
     top: int = 10,
 ) -> AccountTrace:
@@ -214,6 +310,10 @@ def trace_accounts(
         answers: the suspect's answers as token ids.
         candidates: account names (str) or ids (int) that were ever served.
         alpha: family-wise error level for naming any account.
+        min_count: score only the distinct tuples the suspect produced at least this often over
+            all answers. The selection depends on the answers alone, so the tests stay exact; it
+            keeps the contexts a student learned well (where the watermark's bias lives) and
+            drops the one-off tuples that only dilute it (docs/benchmarks.md, lab-tracing).
         max_named: stop naming after this many accounts.
         top: how many candidates' evidence to report.
 
@@ -223,10 +323,9 @@ def trace_accounts(
     """
     check_alpha(alpha)
     key = scheme.keyring.primary  # type: ignore[attr-defined]
-    ev = _Evidence(scheme, key, answers, dedup)
-    ids = candidate_ids(key, ev.codec, candidates)
-    msgs = _encode_many(ev.codec, ids)
-    n_cand = len(ids)
+    ev = _Evidence(scheme, key, answers, dedup, min_count)
+    msgs = _encode_many(ev.codec, _candidate_ids(key, ev.codec, candidates))
+    n_cand = len(candidates)
     log_p = ev.log_p(msgs)
     holm = _holm_log(log_p)
     ln_alpha = math.log(alpha)
@@ -237,8 +336,10 @@ def trace_accounts(
     if holm[order[0]] <= ln_alpha:
         named = [int(order[0])]
         exclusive[named[0]] = float(log_p[named[0]])
+        unnamed = np.ones(n_cand, dtype=bool)
+        unnamed[named] = False
         while len(named) < max_named:
-            rest = np.array([i for i in range(n_cand) if i not in named])
+            rest = np.flatnonzero(unnamed)
             if rest.size == 0:
                 break
             differ = np.all(msgs[rest][:, None, :] != msgs[named][None, :, :], axis=1)
@@ -247,8 +348,10 @@ def trace_accounts(
             if _holm_log(cond)[j] > ln_alpha:
                 break
             named.append(int(rest[j]))
+            unnamed[rest[j]] = False
             exclusive[int(rest[j])] = float(cond[j])
-        tied = _ties(ev, msgs, named, [int(i) for i in order[: max_named + len(named)]], holm, ln_alpha)
+        ranked = [int(i) for i in order[: max(_POOL, max_named) + len(named)]]
+        tied = _ties(ev, msgs, named, ranked, holm, ln_alpha, max_named)
     kept = [i for i in named if i not in tied]
     verdict = "inseparable" if tied else "none" if not named else "single" if len(named) == 1 else "several"
     shown = [int(i) for i in order[: min(top, n_cand)]]
@@ -285,19 +388,21 @@ def decode_accounts(
     *,
     alpha: float = 1e-6,
     dedup: bool = True,
+    min_count: int = 1,
 ) -> PayloadEstimate:
     """Decode the account id from all answers pooled, with no candidate list.
 
     The id is named only if the pooled answers are radioactive at ``alpha``, every chunk is
     decided and the keyed checksum verifies; ``p_value`` bounds the chance that answers
     independent of our key name any account (see :mod:`distillguard.watermark.payload`).
+    ``min_count`` as for :func:`trace_accounts`.
 
     Raises:
         ConfigError: the scheme has no payload, or bad ``alpha``.
     """
     check_alpha(alpha)
     key = scheme.keyring.primary  # type: ignore[attr-defined]
-    ev = _Evidence(scheme, key, answers, dedup)
+    ev = _Evidence(scheme, key, answers, dedup, min_count)
     if ev.tuples.n == 0:
         raise InputError("No scored tuples: the answers are too short to decode a payload.")
     _, _, log_p, _ = tuple_statistic(scheme, key, ev.tuples)
