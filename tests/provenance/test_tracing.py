@@ -194,3 +194,25 @@ def test_min_count_keeps_the_tuples_seen_that_often(key: SecretKey, teacher, rng
         trace_accounts(scheme, answers, [1], min_count=0)
     with pytest.raises(ConfigError):
         decode_accounts(scheme, answers, min_count=2, dedup=False)
+
+
+def test_the_audit_traces_with_its_min_count_setting(key: SecretKey, teacher, rng) -> None:
+    from distillguard.provenance.audit import AuditSettings, run_audit
+
+    scheme = build("kgw", key, payload_bits=32)
+    accounts = [f"acct-{i}" for i in range(2_000)]
+    guilty = accounts[7]
+    answers = student_answers(teacher, scheme, rng, [account_id(key, guilty)] * 200)
+    best = {}
+    for m in (1, 2):
+        rep = run_audit(scheme, suspect="s", answers=answers, candidates=accounts,
+                        settings=AuditSettings(n_controls=0, trace_min_count=m))
+        assert rep.trace is not None and rep.trace.named == (guilty,)
+        # the setting reaches the trace: the library call with the same min_count agrees
+        direct = trace_accounts(scheme, answers, accounts, min_count=m)
+        assert rep.trace.top[0].log10_p_holm == direct.top[0].log10_p_holm
+        best[m] = direct.top[0].log10_p_holm
+    assert best[1] != best[2]  # min_count changes which tuples are scored
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="trace_min_count"):
+            AuditSettings(trace_min_count=bad)  # type: ignore[arg-type]

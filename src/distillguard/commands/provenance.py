@@ -192,6 +192,7 @@ def _audit(args: argparse.Namespace) -> int:
         control_seed=args.control_seed,
         reading_statistic=args.reading_statistic,
         combine=args.combine,
+        trace_min_count=args.trace_min_count,
     )
     if args.open_model and not args.model_dir:
         raise ConfigError("--open-model needs --model-dir (the suspect's weights).")
@@ -386,6 +387,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reading-texts", help="JSONL of our watermarked texts: token_ids (+ prompt_ids)")
     p.add_argument("--reading-statistic", choices=["mass", "top1"], default="mass")
     p.add_argument("--candidates", help="file of candidate accounts, one a line (payload schemes)")
+    p.add_argument(
+        "--trace-min-count",
+        type=int,
+        default=1,
+        help="tracing scores only tuples the suspect produced at least this often (default 1; "
+        "the lab named the right KGW account among 2^20 with 3)",
+    )
     p.add_argument("--canaries", metavar="REGISTRY", help="canary registry JSON (the gateway's file)")
     p.add_argument(
         "--canary-answers", help="offline: JSONL of the suspect's probe answers, {'alias', 'answer'} a line"

@@ -42,6 +42,9 @@ class AuditSettings:
         reading_statistic: ``"mass"`` or ``"top1"``.
         combine: how the lines of evidence are combined: ``"bonferroni"`` (valid under any
             dependence) or ``"fisher"`` (assumes independent lines).
+        trace_min_count: tracing scores only tuples the suspect produced at least this often
+            (see :func:`~distillguard.provenance.tracing.trace_accounts`; exact for any value,
+            but fix it before looking at the suspect's answers).
     """
 
     alpha: float = 1e-6
@@ -51,9 +54,13 @@ class AuditSettings:
     curve_points: int = 24
     reading_statistic: str = "mass"
     combine: str = "bonferroni"
+    trace_min_count: int = 1
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
+        m = self.trace_min_count
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ConfigError(f"trace_min_count must be an integer >= 1. Got {m!r} instead.")
         if self.combine not in ("bonferroni", "fisher"):
             raise ConfigError(
                 f"The 'combine' parameter must be 'bonferroni' or 'fisher'. Got {self.combine!r} instead."
@@ -130,7 +137,8 @@ def run_audit(
             curve_points=cfg.curve_points,
         )
         if candidates and getattr(scheme, "payload_mode", False):
-            trace = trace_accounts(scheme, answers, candidates, alpha=cfg.alpha, dedup=cfg.dedup)
+            trace = trace_accounts(scheme, answers, candidates, alpha=cfg.alpha, dedup=cfg.dedup,
+                                   min_count=cfg.trace_min_count)
     if reading_items:
         reading = reading_test(
             scheme, reading_items, statistic=cfg.reading_statistic, alpha=cfg.alpha, dedup=cfg.dedup
