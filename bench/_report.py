@@ -49,3 +49,14 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def lab_footer(issue: int, targets: list[str], seconds: float) -> list[str]:
+    """The closing lines of a lab section: each target with its outcome, then the wall time."""
+    return [
+        f"Targets (issue #{issue}):",
+        "",
+        *[f"- {line}" for line in targets],
+        "",
+        f"Total wall time {seconds / 60:.1f} min on this machine (2 shared cores, torch 1 thread).",
+    ]

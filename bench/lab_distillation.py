@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import markdown_table, write_section
+from _report import lab_footer, markdown_table, write_section
 
 from distillguard.lab.run import LabConfig, LabResult, run_lab
 from distillguard.lab.student import StudentConfig
@@ -171,11 +171,7 @@ def render(res: LabResult, command: str = "") -> str:
             "",
             *[f"{line}  " for line in controls],
             "",
-            "Targets (issue #3):",
-            "",
-            *[f"- {line}" for line in targets(res)],
-            "",
-            f"Total wall time {res.seconds / 60:.1f} min on this machine (2 shared cores, torch 1 thread).",
+            *lab_footer(3, targets(res), res.seconds),
         ]
     )
 
