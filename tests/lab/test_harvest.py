@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tests.lab.stand_in import Gen
 
 from distillguard.lab.harvest import harvest
 from distillguard.watermark import KGW, SecretKey
-
-
-@dataclass
-class Gen:
-    text: str
-    token_ids: tuple[int, ...]
 
 
 class FakeTokenizer:

@@ -37,7 +37,7 @@ from distillguard.fingerprint.behavioural import char_ngram_jaccard
 from distillguard.fingerprint.canaries import CanaryConfig, CanarySet
 from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
 from distillguard.fingerprint.concepts import default_concepts
-from distillguard.lab.harvest import HarvestRecord, harvest, sharegpt_prompts
+from distillguard.lab.harvest import HarvestRecord, chat_prompt_ids, harvest, sharegpt_prompts
 from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
 from distillguard.provenance.lines import (
     BehaviourLine,
@@ -342,12 +342,6 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
-def _chat_ids(tokenizer: Any, prompt: str) -> list[int]:
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                        tokenize=True)
-    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-
-
 def _control_slices(tokenizer: Any, n_slices: int, n_tokens: int, max_new_tokens: int,
                     skip: set[str]) -> list[list[np.ndarray]]:
     """Disjoint slices of ShareGPT (first prompt, ChatGPT answer cut to ``max_new_tokens``
@@ -361,7 +355,7 @@ def _control_slices(tokenizer: Any, n_slices: int, n_tokens: int, max_new_tokens
         pair = next(conv.pairs(), None)
         if pair is None or pair[0] in skip or len(pair[0]) > 600 or not pair[1].strip():
             continue
-        seq = np.asarray(_chat_ids(tokenizer, pair[0]) + _ids(tokenizer, pair[1])[:max_new_tokens],
+        seq = np.asarray(chat_prompt_ids(tokenizer, [pair[0]])[0] + _ids(tokenizer, pair[1])[:max_new_tokens],
                          dtype=np.int64)
         slices[-1].append(seq)
         total += seq.size
@@ -482,9 +476,9 @@ def run_fingerprint_lab(
     slices = _control_slices(tok, n_indep + 1, n_tokens, cfg.max_new_tokens, skip)
     vocab = CompactVocab.build([s for part in (distilled, paraphrased, *slices) for s in part])
     log(f"harvest: {len(hv.records)} answers, {n_tokens} tokens with prompts; vocabulary {vocab.size} ids")
-    probe_ids = [_chat_ids(tok, p) for p in hv.probes]
+    probe_ids = chat_prompt_ids(tok, hv.probes)
     questions = canary_prompts(hv.registry)
-    question_ids = [_chat_ids(tok, q) for q in questions]
+    question_ids = chat_prompt_ids(tok, questions)
 
     def answers(name: str, kind: str, student: Student, train_tokens: int) -> _Answers:
         ids = student.answer(probe_ids, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,

@@ -17,7 +17,7 @@ from typing import Any
 
 from distillguard.errors import InputError
 
-__all__ = ["HarvestRecord", "harvest", "harvest_path", "sharegpt_prompts"]
+__all__ = ["HarvestRecord", "chat_prompt_ids", "harvest", "harvest_path", "sharegpt_prompts"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,18 @@ def sharegpt_prompts(n: int, *, offset: int = 0, max_chars: int = 600) -> list[s
         if len(out) >= offset + n:
             break
     return out[offset:]
+
+
+def chat_prompt_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """Each prompt as a one-turn user chat, chat-templated with the assistant turn opened: what
+    the teacher was given, what a student is trained on before the answer, what a suspect gets."""
+    out = []
+    for p in prompts:
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True
+        )
+        out.append([int(i) for i in (ids["input_ids"] if hasattr(ids, "keys") else ids)])
+    return out
 
 
 def harvest_path(cache_dir: Path, scheme: Any, tag: str, settings: dict[str, Any]) -> Path:
@@ -130,13 +142,9 @@ def harvest(
                 seed=seed + start,
                 batch_size=batch_size,
             )
-            for p, g, a in zip(batch, gens, pay, strict=True):
-                ids = generator.tokenizer.apply_chat_template(
-                    [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True
-                )
-                if hasattr(ids, "keys"):
-                    ids = ids["input_ids"]
-                rec = HarvestRecord(p, tuple(int(i) for i in ids), tuple(g.token_ids), g.text, a)
+            prompt_ids = chat_prompt_ids(generator.tokenizer, batch)
+            for p, ids, g, a in zip(batch, prompt_ids, gens, pay, strict=True):
+                rec = HarvestRecord(p, tuple(ids), tuple(g.token_ids), g.text, a)
                 fh.write(json.dumps(asdict(rec), ensure_ascii=False) + "\n")
                 done.append(rec)
             fh.flush()

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from distillguard.errors import ConfigError
-from distillguard.lab.harvest import HarvestRecord, harvest, sharegpt_prompts
+from distillguard.lab.harvest import HarvestRecord, chat_prompt_ids, harvest, sharegpt_prompts
 from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
 from distillguard.provenance.controls import ControlsResult, null_controls
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
@@ -46,7 +46,6 @@ __all__ = [
     "LabConfig",
     "LabResult",
     "StudentResult",
-    "chat_prompt_ids",
     "logged_prompt_order",
     "run_lab",
     "training_pairs",
@@ -130,17 +129,6 @@ def _human_corpus(tokenizer: Any, n_tokens: int, skip_prompts: set[str]) -> list
 def training_pairs(records: list[HarvestRecord]) -> list[np.ndarray]:
     """A harvest as student training sequences: chat-templated prompt ids + answer ids each."""
     return [np.asarray(r.prompt_ids + r.token_ids, dtype=np.int64) for r in records]
-
-
-def chat_prompt_ids(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
-    """Suspect queries: each prompt chat-templated with the assistant turn opened."""
-    out = []
-    for p in prompts:
-        ids = tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True
-        )
-        out.append([int(i) for i in (ids["input_ids"] if hasattr(ids, "keys") else ids)])
-    return out
 
 
 _MARKS = (10, 30, 100, 300, 1000)  # query counts the reported curves always include

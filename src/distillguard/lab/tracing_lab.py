@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from distillguard.lab.harvest import harvest, sharegpt_prompts
-from distillguard.lab.run import chat_prompt_ids, training_pairs
+from distillguard.lab.harvest import chat_prompt_ids, harvest, sharegpt_prompts
+from distillguard.lab.run import training_pairs
 from distillguard.lab.student import CompactVocab, StudentConfig, train_student
 from distillguard.provenance.radioactivity import radioactivity_test
 from distillguard.provenance.tracing import AccountTrace, decode_accounts, trace_accounts
