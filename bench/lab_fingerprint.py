@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import markdown_table, write_section
 
 from distillguard.fingerprint.canaries import CanaryConfig
+from distillguard.fingerprint.style_lexicon import default_families as style_families
 from distillguard.lab.fingerprint_lab import FingerprintLabConfig, FingerprintLabResult, run_fingerprint_lab
 from distillguard.lab.student import StudentConfig
 from distillguard.watermark import KGW, KGWConfig, SecretKey
@@ -34,6 +35,7 @@ QUICK = {
     "accounts": 3, "distiller": 1, "canary": CanaryConfig(per_account=10, decoys=30),
     "n_sharegpt": 8, "max_new_tokens": 16, "n_probes": 12, "n_distilled": 2, "n_controls": 2,
     "n_references": 1, "scrub_steps": 10, "quality_answers": 4, "traffic_conversations": 200,
+    "style_probes": 12, "style_tokens": 32,
     "student": StudentConfig(steps=30),
 }
 
@@ -51,11 +53,15 @@ def _rows(res: FingerprintLabResult) -> list[list[object]]:
         mine = c.per_account.get(res.distiller, {})
         others = max((int(v["hits"]) for a, v in c.per_account.items() if a != res.distiller), default=0)
         b = s.behaviour.result if s.behaviour is not None else None
+        y = s.style.result
+        ymine = y.per_account.get(res.distiller, {})
         rows.append([
             s.name, s.kind, f"{s.final_loss:.2f}",
             f"{int(mine.get('hits', 0))}/{int(mine.get('canaries', 0))}", others,
             f"{c.decoy_hits}/{c.decoys}",
             _p(c.log10_p_value), c.traced_account or "–",
+            f"{int(ymine.get('agree', 0))}/{int(ymine.get('families', 0))}",
+            _p(y.log10_p_value), y.traced_account or "–",
             (f"{_p(b.log10_p_value)} (T={b.statistic}, null {b.expected_under_null:.0f})"
              if b else "(reference)"),
             _p(s.watermark_log10_p), _p(s.combined.log10_p_value),
@@ -71,22 +77,28 @@ def _targets(res: FingerprintLabResult) -> list[str]:
     indep = res.by_kind("control") + res.by_kind("reference")
     traced = [s for s in dist if s.canary.result.traced_account == res.distiller
               and s.canary.result.log10_p_value <= math.log10(1e-6)]
-    leaked = [s.name for s in dist for a, v in s.canary.result.per_account.items()
+    styled = [s for s in dist if s.style.result.traced_account == res.distiller
+              and s.style.result.log10_p_value <= math.log10(1e-6)]
+    leaked = [s.name for s in dist for r in (s.canary.result, s.style.result)
+              for a, v in r.per_account.items()
               if a != res.distiller and float(v.get("log10_p_holm", 0.0)) <= math.log10(alpha)]
     decoys = sum(s.canary.result.decoy_hits for s in dist)
     flagged = [s.name for s in indep if s.flagged or s.canary.result.traced_account is not None
+               or s.style.result.traced_account is not None
                or (s.behaviour is not None and s.behaviour.result.descends)]
     auc = res.auroc["behaviour"]
     ok = {True: "**met**", False: "**not met**"}
     descends = sum(s.behaviour is not None and s.behaviour.result.descends for s in dist)
     marked = sum(s.watermark_log10_p <= math.log10(alpha) for s in dist)
     return [
-        f"- Each line on its own at α = {alpha:g}: canaries trace {len(traced)}/{len(dist)}, behaviour "
+        f"- Each line on its own at α = {alpha:g}: alias canaries trace {len(traced)}/{len(dist)}, style "
+        f"canaries {len(styled)}/{len(dist)}, behaviour "
         f"flags {descends}/{len(dist)}, watermark {marked}/{len(dist)} of the distilled students "
         "(an AUROC over p-values that are all near 1 ranks noise).",
         f"- Canaries, p ≤ 1e-6 and traced to `{res.distiller}` (Holm over {cfg.accounts} accounts): "
-        f"{ok[bool(dist) and len(traced) == len(dist)]} — {len(traced)}/{len(dist)} distilled students; "
-        f"other accounts named: {leaked or 'none'}; decoy hits over all distilled students: {decoys}.",
+        f"{ok[bool(dist) and len(styled) == len(dist)]} by the style canaries — {len(styled)}/{len(dist)} "
+        f"distilled students; by the alias canaries {len(traced)}/{len(dist)}; other accounts named: "
+        f"{leaked or 'none'}; decoy hits over all distilled students: {decoys}.",
         f"- Behavioural test, AUROC ≥ 0.95 from ≤ 200 probes (distilled vs control students, "
         f"{cfg.n_probes} probes): {ok[auc >= 0.95]} — AUROC {auc:.2f} "
         f"(by probes: {', '.join(f'{m}: {a:.2f}' for m, a in res.auroc_by_probes.items())}).",
@@ -98,19 +110,23 @@ def _targets(res: FingerprintLabResult) -> list[str]:
 def render(res: FingerprintLabResult) -> str:
     cfg, q, sc = res.config, res.quality, res.config.student
     header = ["student", "kind", "loss", f"{res.distiller} canaries hit", "max other account hits",
-              "decoy hits", "canary p (Holm)", "traced to", "behaviour p", "watermark p", "combined p",
+              "decoy hits", "alias p (Holm)", "traced to", f"style families agreeing with {res.distiller}",
+              "style p (Holm)", "style traced to", "behaviour p", "watermark p", "combined p",
               f"flagged @ {cfg.alpha:g}"]
     surv = {s.name: s for s in res.suspects if s.kind in ("scrubbed", "paraphrased")}
     base = res.by_kind("distilled")[0]
     surv_rows: list[list[object]] = [
         [name, _p(s.canary.result.log10_p_value), s.canary.result.traced_account or "–",
+         _p(s.style.result.log10_p_value), s.style.result.traced_account or "–",
          _p(s.behaviour_log10_p), _p(s.watermark_log10_p), _p(s.combined.log10_p_value)]
         for name, s in [("distilled-s0 (before)", base), *surv.items()]]
     ex = res.by_kind("distilled")[0].canary_answer_example.replace("\n", " ").replace("|", "/")[:300]
     return "\n".join([
         f"Canary registry: {cfg.accounts} accounts in canary mode ({cfg.canary.per_account} canaries each, "
         f"{cfg.canary.decoys} decoys; gateway `CanaryService`, key id `{res.key_id}`); the extraction "
-        f"account `{res.distiller}` sends a topic sweep ({cfg.sweep_repeats} question per concept of the "
+        f"account `{res.distiller}` (its answers restyled to its style-canary bits, "
+        f"{len(style_families())} spelling/contraction families) sends a topic sweep "
+        f"({cfg.sweep_repeats} question per concept of the "
         f"packaged list) plus {cfg.n_sharegpt} ShareGPT prompts: {res.harvest_answers} answers by "
         f"SmolLM2-135M-Instruct, watermarked (`{res.scheme}`), ≤ {cfg.max_new_tokens} new tokens, "
         f"T = {cfg.temperature} ({res.harvest_tokens:,} tokens incl. prompts).",
@@ -123,18 +139,22 @@ def render(res: FingerprintLabResult) -> str:
         f"Audit as `distillguard audit` runs it: {res.canary_questions} canary probe questions "
         f"(answers ≤ {2 * cfg.max_new_tokens} tokens), {res.probe_prompts} behavioural probes (held-out "
         "ShareGPT prompts; references: ShareGPT's ChatGPT answers + the reference students; "
-        "character-4-gram Jaccard), watermark radioactivity on the same probe answers; combined = "
+        "character-4-gram Jaccard), watermark radioactivity on the same probe answers; style canaries "
+        f"counted in all of the suspect's answers (those plus {cfg.style_probes} more held-out prompts, "
+        f"≤ {cfg.style_tokens} tokens each; exact sign-flip test, Holm over accounts); combined = "
         "Bonferroni minimum (valid under dependence).",
         "",
         markdown_table(header, _rows(res)),
         "",
-        f"AUROC, distilled vs control students: behaviour {res.auroc['behaviour']:.2f}, canaries "
-        f"{res.auroc['canaries']:.2f}, watermark {res.auroc['watermark']:.2f}, combined "
+        f"AUROC, distilled vs control students: behaviour {res.auroc['behaviour']:.2f}, alias canaries "
+        f"{res.auroc['canaries']:.2f}, style canaries {res.auroc['style canaries']:.2f}, "
+        f"watermark {res.auroc['watermark']:.2f}, combined "
         f"{res.auroc['combined']:.2f} ({cfg.n_distilled} × {cfg.n_controls} pairs: a coarse estimate).",
         "",
         "Survival (each line's remaining strength):",
         "",
-        markdown_table(["student", "canary p", "traced to", "behaviour p", "watermark p", "combined p"],
+        markdown_table(["student", "alias p", "traced to", "style p", "style traced to", "behaviour p",
+                        "watermark p", "combined p"],
                        surv_rows),
         "",
         "Targets:",
@@ -146,8 +166,11 @@ def render(res: FingerprintLabResult) -> str:
         f"{q.added_tokens:.1f} tokens (+{q.added_fraction:.0%}), character-4-gram similarity to the "
         f"original {q.similarity:.2f}; SmolLM2 perplexity of the answer {math.exp(q.nll_original):.2f} → "
         f"{math.exp(q.nll_served):.2f} with the canary (×{q.perplexity_ratio:.2f}); the canary sentence "
-        f"alone {math.exp(q.nll_sentence):.1f} ({q.n_scored} answers scored). Nothing else in the answer "
-        "changes.",
+        f"alone {math.exp(q.nll_sentence):.1f} ({q.n_scored} answers scored). Style canaries changed "
+        f"{q.style_touched:.0%} of its answers, {q.style_words:.1f} words each on average (respelled, "
+        f"contracted or expanded; meaning unchanged); SmolLM2 perplexity of those answers "
+        f"{math.exp(q.nll_unstyled):.2f} → {math.exp(q.nll_styled):.2f} (×{q.style_perplexity_ratio:.2f}, "
+        f"{q.n_styled_scored} answers scored).",
         "",
         f"Example, distilled-s0 asked about one of `{res.distiller}`'s canary concepts: “{ex}”",
         "",
@@ -160,6 +183,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--steps", type=int, default=300, help="training steps per student")
     ap.add_argument("--probes", type=int, default=100, help="behavioural probe prompts (≤ 200)")
+    ap.add_argument("--style-probes", type=int, default=300,
+                    help="more held-out prompts every suspect answers for the style canaries")
+    ap.add_argument("--sharegpt", type=int, default=600, help="ShareGPT prompts the extraction account sends")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     args = ap.parse_args()
@@ -169,7 +195,8 @@ def main() -> int:
     from distillguard.model import Generator
 
     torch.set_num_threads(1)
-    cfg = FingerprintLabConfig(n_probes=args.probes, student=StudentConfig(steps=args.steps))
+    cfg = FingerprintLabConfig(n_probes=args.probes, student=StudentConfig(steps=args.steps),
+                               style_probes=args.style_probes, n_sharegpt=args.sharegpt)
     if args.quick:
         cfg = replace(cfg, **QUICK)  # type: ignore[arg-type]
     gen = Generator.load(None, num_threads=1)

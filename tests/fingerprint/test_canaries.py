@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -91,3 +92,21 @@ def test_p_value_matches_direct_hypergeometric() -> None:
     row = res.per_account["acct-a"]
     assert math.exp(row["log_p"]) == pytest.approx(hypergeom.sf(3, 40, 5, 10))
     assert np.isfinite(res.log10_p_value)
+
+
+def test_registry_records_style_bits_per_account_and_reads_older_files() -> None:
+    from distillguard.fingerprint.style import style_bits
+
+    cs = _set()
+    bits = cs.style_bits()
+    assert list(bits) == ["acct-a", "acct-b", "acct-c"] and len(set(bits.values())) == 3
+    assert CanarySet.from_json(cs.to_json()).style_bits() == bits
+    # enrolling another account later leaves the earlier accounts' bits as they were served
+    assert _set(accounts=("acct-a", "acct-b", "acct-c", "acct-d")).style_bits()["acct-b"] == bits["acct-b"]
+    assert bits["acct-a"] != style_bits(KEY, "acct-a")  # derived from a canary subkey, not the raw key
+    older = json.loads(cs.to_json())
+    del older["style"]
+    assert CanarySet.from_json(json.dumps(older)).style == ()
+    older["style"] = {"acct-a": "01x"}
+    with pytest.raises(InputError, match="style bits"):
+        CanarySet.from_json(json.dumps(older))

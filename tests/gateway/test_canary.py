@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,34 @@ async def test_policy_band_enrolls_but_research_tier_is_exempt(gw: Gw) -> None:
     assert not gw.app.state.canaries.is_enrolled(lab)
     actions = (await gw.client.get("/admin/actions", headers=gw.admin)).json()
     assert any(a["account_id"] == acc and a["action"] == "canary:on" for a in actions["data"])
+
+
+async def test_style_canaries_rewrite_json_and_stream_alike(gw: Gw, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distillguard.fingerprint.style import rewrite_style
+    from distillguard.gateway.backends import FakeBackend
+
+    # both variants of style families (and "it is", which contracts before a word): whatever the
+    # account's random bits, its answers get touched
+    monkeypatch.setattr(FakeBackend, "_WORDS", ("color", "colour", "organize", "organise", "it", "is",
+                                                "gray", "grey"))
+    acc, hdr = await gw.account("styled")
+    _, plain_hdr = await gw.account("plain")
+    gw.app.state.canaries.enroll(acc)
+    bits = gw.app.state.canaries.registry.style_bits()[acc]
+    body = {**_chat("zzqx style probe"), "max_tokens": 40}
+    plain = (await gw.client.post("/v1/chat/completions", json=body, headers=plain_hdr)).json()
+    plain_text = plain["choices"][0]["message"]["content"]
+    assert {"color", "colour"} <= set(plain_text.split())
+    styled = (await gw.client.post("/v1/chat/completions", json=body, headers=hdr)).json()
+    styled_text = styled["choices"][0]["message"]["content"]
+    assert styled_text == rewrite_style(plain_text, bits) != plain_text
+    # (a plain post reads the whole stream: the app has finished, and logged, when it returns)
+    r = await gw.client.post("/v1/chat/completions", json={**body, "stream": True}, headers=hdr)
+    pieces = [json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+              for line in r.text.splitlines() if line.startswith("data: {")]
+    assert len(pieces) > 10 and "".join(pieces) == styled_text
+    gw.app.state.writer.flush()
+    con = sqlite3.connect(Path(gw.app.state.settings.store_url[len("sqlite:///"):]))
+    served = [r[0] for r in con.execute("SELECT response FROM request_log WHERE account_id = ?", (acc,))]
+    con.close()
+    assert served == [styled_text, styled_text]  # the log keeps the text as served

@@ -77,7 +77,7 @@ def test_fingerprint_lab_smoke_run_on_smollm2(tmp_path) -> None:
         # every concept swept (a random subset might miss all of the distiller's canaries)
         accounts=3, distiller=1, canary=CanaryConfig(per_account=10, decoys=30), n_sharegpt=4,
         max_new_tokens=12, n_probes=8, n_distilled=2, n_controls=2, n_references=1, scrub_steps=5,
-        paraphrase=False, quality_answers=3, traffic_conversations=100,
+        paraphrase=False, quality_answers=3, traffic_conversations=100, style_probes=6, style_tokens=12,
         student=StudentConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, seq_len=64, steps=10),
     )
     res = run_fingerprint_lab(gen, KGW(KGWConfig(), key), key, tmp_path, cfg, log=lambda m: None)
@@ -88,11 +88,13 @@ def test_fingerprint_lab_smoke_run_on_smollm2(tmp_path) -> None:
         assert 0.0 <= s.combined.p_value <= 1.0 and s.canary.result.decoys == 30
         assert (s.behaviour is None) == (s.kind == "reference")
         if s.kind in ("control", "reference"):
-            # independent students never saw an alias: none can be traced
-            assert s.canary.result.traced_account is None
+            # independent students never saw an alias or the style: none can be traced
+            assert s.canary.result.traced_account is None and s.style.result.traced_account is None
+        assert set(s.style.result.per_account) == {"account-0", "account-1", "account-2"}
     assert all(0.0 <= a <= 1.0 for a in res.auroc.values()) and set(res.auroc_by_probes) == {8}
     q = res.quality
     assert 0.0 < q.touched_harvest <= 1.0 and 0.0 <= q.touched_traffic <= 1.0
     assert q.added_tokens > 0 and 0.0 < q.similarity < 1.0 and q.n_scored >= 1
-    assert math.isfinite(q.perplexity_ratio)
+    assert math.isfinite(q.perplexity_ratio) and math.isfinite(q.style_perplexity_ratio)
+    assert 0.0 < q.style_touched <= 1.0 and q.style_words >= 1 and q.n_styled_scored >= 1
     assert list(tmp_path.glob("harvest-fp-*.jsonl"))

@@ -2,8 +2,9 @@
 
 The canary registry is the file the gateway's :class:`CanaryService` writes. The "student" server
 learned what a harvest of one account taught it: the canary sentences planted in that account's
-answers (a seeded 60 % of them: learning is imperfect) and our model's way of answering (it
-paraphrases our answers, replacing 30 % of the words). The clean server knows neither. No model
+answers (a seeded 60 % of them: learning is imperfect), that account's style canaries (its
+answers are in the account's spelling) and our model's way of answering (it paraphrases our
+answers, replacing 30 % of the words). The clean server knows none of it. No model
 weights are needed: the watermark line is not run here (``test_cli_audit.py`` covers it).
 """
 
@@ -19,6 +20,8 @@ import pytest
 from tests.provenance.fake_openai import FakeOpenAI
 
 from distillguard.cli import main
+from distillguard.fingerprint.style import rewrite_style
+from distillguard.fingerprint.style_lexicon import default_families
 from distillguard.gateway.canary import CanaryService
 from distillguard.watermark import SecretKey
 
@@ -52,7 +55,9 @@ def lab(tmp_path_factory) -> Iterator[dict]:
         if rng.random() < 0.6:
             learned[m.group(1)] = m.group(2)
     # Behaviour: our model, three unrelated references, and answers to the same prompts.
-    words = [f"w{i:03d}" for i in range(400)]
+    # filler words plus one form of 120 style families: answers have spelling choices to learn
+    words = [f"w{i:03d}" for i in range(400)] + [f.forms[0][0] for f in default_families()[:120]
+                                                  if f.kind == "spelling"]
     prompts = [f"Describe topic number {i} in a few sentences." for i in range(N_PROBES)]
 
     def sentence() -> list[str]:
@@ -66,7 +71,8 @@ def lab(tmp_path_factory) -> Iterator[dict]:
     for r in range(N_REFS):
         refs.append(_jsonl(tmp / f"ref{r}.jsonl", [
             {"prompt": p, "answer": " ".join(sentence())} for p in prompts]))
-    student_says = {p: " ".join(s) for p, s in zip(prompts, copied, strict=True)}
+    guilty_style = svc.registry.style_bits()[GUILTY]
+    student_says = {p: rewrite_style(" ".join(s), guilty_style) for p, s in zip(prompts, copied, strict=True)}
     clean_says = {p: " ".join(sentence()) for p in prompts}
 
     def replier(knows: dict[str, str], says: dict[str, str]) -> Callable[[str], str]:
@@ -121,10 +127,13 @@ def test_student_of_one_account_is_traced_and_the_lines_combine(lab, capsys) -> 
     assert beh["descends"] and beh["log10_p_value"] < -6 and doc["behaviour"]["signal_prompts"]
     con = doc["conclusion"]
     assert con["method"] == "bonferroni" and doc["distilled"] is True
-    assert [e["name"] for e in con["lines"]] == ["canaries", "behavioural fingerprint"]
-    # Bonferroni-min: the combined p is m · min p, not a product of the two lines
+    assert [e["name"] for e in con["lines"]] == ["canaries", "style canaries", "behavioural fingerprint"]
+    style = doc["style"]["result"]
+    assert style["traced_account"] == GUILTY and style["p_value"] <= 1e-6 and style["evidence"]
+    assert doc["style"]["n_answers"] == len({c.probe() for c in lab["svc"].registry.canaries}) + N_PROBES
+    # Bonferroni-min: the combined p is m · min p, not a product of the lines
     best = min(e["log_p_value"] for e in con["lines"])
-    assert con["log10_p_value"] == pytest.approx((best + np.log(2)) / np.log(10))
+    assert con["log10_p_value"] == pytest.approx((best + np.log(3)) / np.log(10))
     assert doc["verdict"] == "not run" and doc["key_id"] is None
     # the suspect was asked each distinct probe question once, served and decoy interleaved
     distinct = {c.probe() for c in lab["svc"].registry.canaries}
@@ -134,6 +143,7 @@ def test_student_of_one_account_is_traced_and_the_lines_combine(lab, capsys) -> 
         assert lab["key"].hex() not in text
         assert lab["svc"].registry.key_id in text
     assert "## Canaries" in md.read_text() and "## Behavioural fingerprint" in md.read_text()
+    assert "## Style canaries" in md.read_text() and "Style canaries" in html.read_text()
     assert f"traced to account {GUILTY}" in capsys.readouterr().out
 
 
@@ -145,6 +155,7 @@ def test_clean_suspect_names_no_account_and_the_verdict_is_negative(lab) -> None
     assert code == 0 and doc["distilled"] is False
     assert doc["canaries"]["result"]["traced_account"] is None
     assert doc["canaries"]["result"]["p_value"] == 1.0  # nothing reproduced, by anyone
+    assert doc["style"]["result"]["traced_account"] is None and doc["style"]["result"]["p_value"] > 1e-3
     assert not doc["behaviour"]["result"]["descends"]
     assert doc["conclusion"]["log10_p_value"] > -6
 

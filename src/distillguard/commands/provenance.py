@@ -167,7 +167,7 @@ def _audit(args: argparse.Namespace) -> int:
 
     from distillguard.errors import ConfigError
     from distillguard.provenance.audit import AuditSettings, run_audit
-    from distillguard.provenance.lines import behaviour_line, canary_line, canary_prompts
+    from distillguard.provenance.lines import behaviour_line, canary_line, canary_prompts, style_line
     from distillguard.provenance.probes import (
         behaviour_prompts,
         match_lengths,
@@ -228,22 +228,28 @@ def _audit(args: argparse.Namespace) -> int:
         return texts
 
     answers = None
+    texts: list[str] = []  # every answer of the suspect as text: the style canaries read them all
     if scheme is not None and args.answers:
         rows = _token_rows(Path(args.answers), "token_ids")
         answers = _ids(rows, "token_ids", tokenizer)
+        if registry is not None and registry.style:
+            texts += [tokenizer().decode(a) for a in answers]
     elif scheme is not None and suspect is not None:
         prompts = _prompts(args)
         if not prompts:
             raise ConfigError("No prompts to send (check --prompts, --queries, --prompt-offset).")
-        answers = tokenizer().encode_batch(ask(prompts, "watermark"))
+        texts += ask(prompts, "watermark")
+        answers = tokenizer().encode_batch(texts)
     canaries = None
     if registry is not None:
         if args.canary_answers:
             by_alias = read_alias_answers(args.canary_answers)
+            texts += list(by_alias.values())
         else:
             questions = canary_prompts(registry)
             said = dict(zip(questions, ask(questions, "canary probes"), strict=True))
             by_alias = {c.alias: said[q] for c, q in registry.probes()}
+            texts += list(said.values())
         canaries = canary_line(registry, by_alias, alpha=args.alpha)
     behaviour = None
     if ours is not None:
@@ -257,10 +263,14 @@ def _audit(args: argparse.Namespace) -> int:
             suspect_texts = [theirs[q] for q in probe_prompts]
         else:
             suspect_texts = ask(probe_prompts, "behaviour probes")
+        texts += suspect_texts
         behaviour = behaviour_line(
             probe_prompts, suspect_texts, [ours[q] for q in probe_prompts],
             {n: [r[q] for q in probe_prompts] for n, r in refs.items()}, alpha=args.alpha,
         )
+    style = None
+    if registry is not None and registry.style:
+        style = style_line(registry, texts, alpha=args.alpha)
     reading_items = None
     if args.open_model:
         if not args.reading_texts:
@@ -291,6 +301,7 @@ def _audit(args: argparse.Namespace) -> int:
         reading_items=reading_items,
         candidates=candidates,
         canaries=canaries,
+        style=style,
         behaviour=behaviour,
         settings=settings,
         extra_settings={
@@ -338,6 +349,12 @@ def _print_summary(report: Any, out: str) -> None:
         print(
             f"canaries: log10 p = {c.log10_p_value:.2f}, "
             + (f"traced to account {c.traced_account}" if c.traced_account else "no account named")
+        )
+    if report.style is not None:
+        y = report.style.result
+        print(
+            f"style canaries: log10 p = {y.log10_p_value:.2f} ({y.families_used} families), "
+            + (f"traced to account {y.traced_account}" if y.traced_account else "no account named")
         )
     if report.behaviour is not None:
         b = report.behaviour.result

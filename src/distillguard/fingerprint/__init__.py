@@ -3,6 +3,10 @@
 - :mod:`~distillguard.fingerprint.canaries` — account-keyed canaries planted in answers to
   flagged accounts, the probe set that later asks a suspect about them, and the exact test of
   whether a suspect learned them (and from which account).
+- :mod:`~distillguard.fingerprint.style` — style canaries: each account's keyed choice of
+  spelling and contractions, the (streaming) rewriter that serves it and the exact test that
+  finds it in a suspect's text; the families live in
+  :mod:`~distillguard.fingerprint.style_lexicon`.
 - :mod:`~distillguard.fingerprint.behavioural` — a black-box provenance test: is the suspect's
   behaviour closer to our model than to independent reference models, beyond chance?
 - :mod:`~distillguard.fingerprint.combine` — one conclusion from several lines of evidence
@@ -19,6 +23,15 @@ from distillguard.fingerprint.canaries import (
     make_canaries,
 )
 from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
+from distillguard.fingerprint.style import (
+    StyleCounts,
+    StyleResult,
+    StyleRewriter,
+    count_style,
+    rewrite_style,
+    style_bits,
+    style_test,
+)
 
 __all__ = [
     "BehaviouralResult",
@@ -28,8 +41,15 @@ __all__ = [
     "CanarySet",
     "CombinedEvidence",
     "Evidence",
+    "StyleCounts",
+    "StyleResult",
+    "StyleRewriter",
     "behavioural_test",
     "canary_test",
     "combine_evidence",
+    "count_style",
     "make_canaries",
+    "rewrite_style",
+    "style_bits",
+    "style_test",
 ]

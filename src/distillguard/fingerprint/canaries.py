@@ -1,5 +1,9 @@
 """Serving-time canaries: account-unique, benign, learnable marks, and the exact test for them.
 
+Two kinds of canary are planted in the answers of an account in canary mode: the *alias*
+canaries below, and *style* canaries (:mod:`distillguard.fingerprint.style`: the account's
+keyed choice of spelling and contractions, which the registry records as ``style`` bits).
+
 A canary is an *invented alias* for a real concept — "binary search (sometimes called the
 Torvalen method)". The alias is a pronounceable pseudo-word derived from the secret key and the
 account, so it is unique to that account and no model can produce it except by having learned
@@ -31,6 +35,8 @@ import numpy as np
 from scipy.stats import hypergeom
 
 from distillguard.errors import ConfigError, InputError
+from distillguard.fingerprint.style import style_bits
+from distillguard.stats import holm_log
 
 __all__ = [
     "Canary",
@@ -104,6 +110,13 @@ class CanarySet:
 
     key_id: str
     canaries: tuple[Canary, ...]
+    # (account, its style-canary bits): the keyed spelling/contraction choices its answers are
+    # rewritten to (:mod:`distillguard.fingerprint.style`). Empty in registries made before.
+    style: tuple[tuple[str, str], ...] = ()
+
+    def style_bits(self) -> dict[str, str]:
+        """Account → its style-canary bits (every account that was served canaries)."""
+        return dict(self.style)
 
     def for_account(self, account_id: str) -> tuple[Canary, ...]:
         return tuple(c for c in self.canaries if c.label == account_id)
@@ -137,16 +150,21 @@ class CanarySet:
         return [(c, c.probe()) for c in order]
 
     def to_json(self) -> str:
-        return json.dumps({"key_id": self.key_id, "canaries": [asdict(c) for c in self.canaries]})
+        return json.dumps({"key_id": self.key_id, "canaries": [asdict(c) for c in self.canaries],
+                           "style": dict(self.style)})
 
     @classmethod
     def from_json(cls, text: str) -> CanarySet:
         """Parse :meth:`to_json` output; raise :class:`InputError` on anything else."""
         try:
             data = json.loads(text)
+            style = data.get("style", {})
+            if not all(isinstance(b, str) and not set(b) - {"0", "1"} for b in style.values()):
+                raise ValueError("style bits must be strings of 0 and 1")
             return cls(key_id=str(data["key_id"]),
-                       canaries=tuple(Canary(**c) for c in data["canaries"]))
-        except (ValueError, KeyError, TypeError) as exc:
+                       canaries=tuple(Canary(**c) for c in data["canaries"]),
+                       style=tuple((str(a), b) for a, b in style.items()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"Not a canary registry (expected key_id and canaries): {exc}") from None
 
 
@@ -213,7 +231,8 @@ def make_canaries(
             seen.add(alias.lower())
             out.append(Canary(label=label, concept=concepts[int(ci)], alias=alias,
                               kind=_KINDS[digest[-1] % len(_KINDS)]))
-    return CanarySet(key_id=key_id, canaries=tuple(out))
+    style = tuple((a, style_bits(subkey, a)) for a in dict.fromkeys(accounts))
+    return CanarySet(key_id=key_id, canaries=tuple(out), style=style)
 
 
 @dataclass(frozen=True)
@@ -274,15 +293,11 @@ def canary_test(
     if not rows:
         return CanaryResult(decoy_hits=decoy_hits, decoys=len(decoys))
     names = list(rows)
-    log_ps = np.array([rows[a]["log_p"] for a in names], dtype=float)
-    order = np.argsort(log_ps)
-    m = len(names)
-    holm_log = np.minimum(0.0, np.maximum.accumulate(log_ps[order] + np.log(m - np.arange(m))))
-    for rank, idx in enumerate(order):
-        rows[names[idx]]["p_value_holm"] = math.exp(float(holm_log[rank]))
-        rows[names[idx]]["log10_p_holm"] = float(holm_log[rank]) / math.log(10)
-    best = names[int(order[0])]
-    best_log10 = float(holm_log[0]) / math.log(10)
+    for name, adjusted in zip(names, holm_log([float(rows[a]["log_p"]) for a in names]), strict=True):
+        rows[name]["p_value_holm"] = math.exp(adjusted)
+        rows[name]["log10_p_holm"] = adjusted / math.log(10)
+    best = min(names, key=lambda a: float(rows[a]["log10_p_holm"]))
+    best_log10 = float(rows[best]["log10_p_holm"])
     return CanaryResult(
         decoy_hits=decoy_hits,
         decoys=len(decoys),

@@ -386,9 +386,10 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
             writer.put(_log_record(request, key, account, req, params, endpoint, exc.status, started,
                                    None, None))
             raise ApiError(exc.status, exc.message, "upstream_error") from exc
-        mark = canaries.mark(account.account_id, req.prompt, comp.text)
-        if mark is not None:
-            comp = replace(comp, text=comp.text.rstrip() + " " + mark)
+        text = canaries.restyle(account.account_id, comp.text)
+        mark = canaries.mark(account.account_id, req.prompt, text)
+        if mark is not None or text != comp.text:
+            comp = replace(comp, text=text if mark is None else text.rstrip() + " " + mark)
         writer.put(_log_record(request, key, account, req, params, endpoint, 200, started, comp.text, comp))
         usage = {"prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens,
                  "total_tokens": comp.prompt_tokens + comp.completion_tokens}
@@ -420,12 +421,18 @@ def create_app(settings: Settings, backend: Backend | None = None, store: Store 
                 yield "data: " + json.dumps({"id": rid, "object": obj, "created": int(started),
                                              "model": req.model, "choices": [{"index": 0, "delta": {
                                                  "role": "assistant"}, "finish_reason": None}]}) + "\n\n"
+            restyle = canaries.rewriter(account.account_id)
             async for item in be.stream(req):
                 if isinstance(item, Completion):
                     final = item
                     continue
-                sent.append(item)
-                yield chunk(item, None)
+                piece = item if restyle is None else restyle.feed(item)
+                if piece:  # the rewriter holds back at most the last two words
+                    sent.append(piece)
+                    yield chunk(piece, None)
+            if restyle is not None and (rest := restyle.finish()):
+                sent.append(rest)
+                yield chunk(rest, None)
             mark = canaries.mark(account.account_id, req.prompt, "".join(sent))
             if mark is not None:
                 sent.append(" " + mark)

@@ -1,5 +1,9 @@
 """Canary mode: answers to flagged accounts carry account-unique, learnable canaries.
 
+Two kinds: the account's style canaries (its keyed spelling and contraction choices; every
+answer is rewritten to them, streamed ones chunk by chunk) and alias canaries (one sentence
+appended to answers that touch one of its canary concepts).
+
 The registry of served canaries lives in one JSON file next to the store (``canary_registry``)
 so ``distillguard audit --canaries FILE`` can probe a suspect later. Accounts are enrolled when
 the policy puts them in a canary band or an admin asks; enrolment is permanent (a harvest that
@@ -19,6 +23,7 @@ from pathlib import Path
 from distillguard.errors import InputError
 from distillguard.fingerprint.canaries import CanaryConfig, CanarySet, make_canaries
 from distillguard.fingerprint.concepts import default_concepts
+from distillguard.fingerprint.style import StyleRewriter
 from distillguard.watermark.keys import SecretKey
 
 __all__ = ["CanaryService", "load_registry"]
@@ -82,6 +87,16 @@ class CanaryService:
             self._set = self._build()
             self._save()
             return True
+
+    def rewriter(self, account_id: str) -> StyleRewriter | None:
+        """A streaming rewriter to the account's style canaries, or None (not enrolled)."""
+        bits = self._set.style_bits().get(account_id) if account_id in self._accounts else None
+        return StyleRewriter(bits) if bits is not None else None
+
+    def restyle(self, account_id: str, answer: str) -> str:
+        """The answer in the account's style-canary spelling (unchanged when not enrolled)."""
+        rw = self.rewriter(account_id)
+        return answer if rw is None else rw.feed(answer) + rw.finish()
 
     def mark(self, account_id: str, prompt: str, answer: str) -> str | None:
         """The canary sentence to append to this answer, or None (not enrolled / no concept)."""

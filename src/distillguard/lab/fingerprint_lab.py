@@ -2,7 +2,8 @@
 
 One extraction account among several flagged ones is served in canary mode by the gateway's own
 :class:`~distillguard.gateway.canary.CanaryService` while it sweeps topics (the canary concepts
-included) and ordinary ShareGPT prompts; SmolLM2 (watermarked, as served) answers. Students:
+included) and ordinary ShareGPT prompts; SmolLM2 (watermarked, as served) answers, and the
+service restyles the answers (style canaries) and appends alias sentences. Students:
 
 - ``distilled-s<k>`` — trained on that account's harvest (canary sentences included), seed k;
 - ``control-<i>`` — trained on ShareGPT ChatGPT answers (disjoint slices, own seeds): they are
@@ -14,7 +15,9 @@ included) and ordinary ShareGPT prompts; SmolLM2 (watermarked, as served) answer
 
 Every suspect is audited the way ``distillguard audit`` does it: the canary probe questions of
 the registry (:func:`~distillguard.provenance.lines.canary_line`, Holm over every account that
-was served canaries), the behavioural probes against our model and the references
+was served canaries), the style canaries in all of its answers
+(:func:`~distillguard.provenance.lines.style_line`, plus ``style_probes`` more held-out prompts),
+the behavioural probes against our model and the references
 (:func:`~distillguard.provenance.lines.behaviour_line`), and the watermark's black-box
 radioactivity test on the same probe answers. The quality cost of canary mode is measured on the
 served answers themselves. torch is imported lazily (an edge of the library, run by
@@ -33,18 +36,20 @@ from typing import Any
 import numpy as np
 
 from distillguard.errors import ConfigError, InputError
-from distillguard.fingerprint.behavioural import char_ngram_jaccard
 from distillguard.fingerprint.canaries import CanaryConfig, CanarySet
 from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
 from distillguard.fingerprint.concepts import default_concepts
+from distillguard.lab.canary_cost import QualityCost, quality_cost, token_ids
 from distillguard.lab.harvest import HarvestRecord, chat_prompt_ids, harvest, sharegpt_prompts
 from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
 from distillguard.provenance.lines import (
     BehaviourLine,
     CanaryLine,
+    StyleLine,
     behaviour_line,
     canary_line,
     canary_prompts,
+    style_line,
 )
 from distillguard.provenance.probes import sharegpt_answers
 from distillguard.watermark.base import WatermarkScheme
@@ -82,6 +87,8 @@ class FingerprintLabConfig:
         n_sharegpt: ordinary ShareGPT prompts the extraction account also sends.
         max_new_tokens, temperature: SmolLM2's answers (harvest and behavioural probes).
         n_probes: behavioural probe prompts (held-out ShareGPT prompts with a ChatGPT answer).
+        style_probes: more held-out ShareGPT prompts every suspect answers (``style_tokens`` new
+            tokens each) for the style-canary line, which reads all of a suspect's answers.
         student: architecture and budget of every student.
         n_distilled, n_controls, n_references: students of each kind.
         scrub_steps: extra fine-tuning steps of the scrubbed student on clean text.
@@ -98,10 +105,12 @@ class FingerprintLabConfig:
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     sweep_repeats: int = 1
     sweep_concepts: int = 0
-    n_sharegpt: int = 40
+    n_sharegpt: int = 600
     max_new_tokens: int = 64
     temperature: float = 0.8
     n_probes: int = 100
+    style_probes: int = 300
+    style_tokens: int = 128
     student: StudentConfig = field(default_factory=lambda: StudentConfig(steps=300))
     n_distilled: int = 3
     n_controls: int = 3
@@ -121,7 +130,8 @@ class FingerprintLabConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"The {name!r} parameter of FingerprintLabConfig must be an int ≥ 1. "
                                   f"Got {v!r} instead.")
-        counts = ("sweep_concepts", "n_sharegpt", "scrub_steps", "quality_answers", "traffic_conversations")
+        counts = ("sweep_concepts", "n_sharegpt", "scrub_steps", "quality_answers", "traffic_conversations",
+                  "style_probes", "style_tokens")
         for name in counts:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -156,11 +166,13 @@ class LabHarvests:
 
     registry: CanarySet
     records: tuple[HarvestRecord, ...]       # the distiller's answers as generated
-    served: tuple[str, ...]                  # the same answers as served (canary sentence added)
+    styled: tuple[str, ...]                  # the same answers in the account's style canaries
+    served: tuple[str, ...]                  # as served: styled, canary sentence added
     paraphrased: tuple[str, ...]             # SmolLM2's paraphrase of each served answer ('' if off)
     probes: tuple[str, ...]                  # behavioural probe prompts
     ours: tuple[str, ...]                    # our model's answers to them
     chatgpt: tuple[str, ...]                 # ShareGPT's ChatGPT answers to them (same token budget)
+    style_probes: tuple[str, ...]            # prompts every suspect answers for the style line
     seconds: float
 
 
@@ -208,8 +220,10 @@ def collect_harvests(
     records = harvest(generator.with_scheme(scheme), prompts, cache_dir=cache_dir, tag="fp-harvest",
                       max_new_tokens=n_new, temperature=cfg.temperature, seed=cfg.seed,
                       progress=progress("harvest"))
-    served = [r.text if (m := service.mark(cfg.distiller_id, r.prompt, r.text)) is None
-              else r.text.rstrip() + " " + m for r in records]
+    # Served exactly as the gateway serves an enrolled account: restyled, then the alias sentence.
+    styled = [service.restyle(cfg.distiller_id, r.text) for r in records]
+    served = [t if (m := service.mark(cfg.distiller_id, r.prompt, t)) is None else t.rstrip() + " " + m
+              for r, t in zip(records, styled, strict=True)]
     paraphrased: list[str] = [""] * len(served)
     if cfg.paraphrase:
         asks = [PARAPHRASE_ASK.format(text=s) for s in served]
@@ -226,50 +240,19 @@ def collect_harvests(
     ours = harvest(generator.with_scheme(scheme), probes, cache_dir=cache_dir, tag="fp-ours",
                    max_new_tokens=n_new, temperature=cfg.temperature, seed=cfg.seed + 7,
                    progress=progress("our probe answers"))
+    taken = set(prompts) | set(candidates)
+    style_probes = [p for p in sharegpt_prompts(cfg.style_probes * 2, offset=2000, max_chars=400)
+                    if p not in taken][: cfg.style_probes]
     return LabHarvests(
-        registry=service.registry, records=tuple(records), served=tuple(served),
+        registry=service.registry, records=tuple(records), styled=tuple(styled), served=tuple(served),
         paraphrased=tuple(paraphrased), probes=tuple(probes), ours=tuple(r.text for r in ours),
         # ChatGPT's answers cut to the same token budget as every other model's: a reference much
         # longer than ours would lose every character-n-gram comparison by length alone.
-        chatgpt=tuple(generator.tokenizer.decode(_ids(generator.tokenizer, chat[p])[:n_new],
+        chatgpt=tuple(generator.tokenizer.decode(token_ids(generator.tokenizer, chat[p])[:n_new],
                                                  skip_special_tokens=True) for p in probes),
+        style_probes=tuple(style_probes),
         seconds=time.perf_counter() - t0,
     )
-
-
-@dataclass(frozen=True)
-class QualityCost:
-    """What canary mode costs the user it is served to (measured on served SmolLM2 answers).
-
-    Attributes:
-        touched_harvest: share of the extraction account's answers that got a canary sentence.
-        touched_traffic: share of ordinary ShareGPT first turns (prompt + ChatGPT answer as a
-            stand-in for ours) an enrolled account would see touched, averaged over accounts.
-        distinct_served: of the distiller's canaries, how many were served at least once.
-        added_tokens: mean tokens added to a touched answer.
-        added_fraction: mean added tokens / original answer tokens, over touched answers.
-        similarity: mean character-4-gram Jaccard of served vs original touched answer.
-        nll_original, nll_served: SmolLM2's mean per-token negative log-likelihood of the
-            original and of the served answer (touched answers scored, given the prompt).
-        nll_sentence: the same for the canary sentence's own tokens (how odd it reads).
-        n_scored: touched answers scored for likelihood.
-    """
-
-    touched_harvest: float
-    touched_traffic: float
-    distinct_served: int
-    added_tokens: float
-    added_fraction: float
-    similarity: float
-    nll_original: float
-    nll_served: float
-    nll_sentence: float
-    n_scored: int
-
-    @property
-    def perplexity_ratio(self) -> float:
-        """Perplexity of the served answers over that of the originals (1.0 = no cost)."""
-        return math.exp(self.nll_served - self.nll_original)
 
 
 @dataclass(frozen=True)
@@ -287,6 +270,7 @@ class SuspectResult:
     final_loss: float
     train_seconds: float
     canary: CanaryLine
+    style: StyleLine
     behaviour: BehaviourLine | None
     watermark_log10_p: float
     combined: CombinedEvidence
@@ -338,10 +322,6 @@ def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
     return float(((pos > neg) + 0.5 * (pos == neg)).mean())
 
 
-def _ids(tokenizer: Any, text: str) -> list[int]:
-    return list(tokenizer.encode(text, add_special_tokens=False))
-
-
 def _control_slices(tokenizer: Any, n_slices: int, n_tokens: int, max_new_tokens: int,
                     skip: set[str]) -> list[list[np.ndarray]]:
     """Disjoint slices of ShareGPT (first prompt, ChatGPT answer cut to ``max_new_tokens``
@@ -355,8 +335,8 @@ def _control_slices(tokenizer: Any, n_slices: int, n_tokens: int, max_new_tokens
         pair = next(conv.pairs(), None)
         if pair is None or pair[0] in skip or len(pair[0]) > 600 or not pair[1].strip():
             continue
-        seq = np.asarray(chat_prompt_ids(tokenizer, [pair[0]])[0] + _ids(tokenizer, pair[1])[:max_new_tokens],
-                         dtype=np.int64)
+        head = chat_prompt_ids(tokenizer, [pair[0]])[0]
+        seq = np.asarray(head + token_ids(tokenizer, pair[1])[:max_new_tokens], dtype=np.int64)
         slices[-1].append(seq)
         total += seq.size
         if total >= n_tokens:
@@ -365,68 +345,6 @@ def _control_slices(tokenizer: Any, n_slices: int, n_tokens: int, max_new_tokens
             slices.append([])
             total = 0
     raise InputError(f"ShareGPT holds too few conversations for {n_slices} slices of {n_tokens} tokens.")
-
-
-def quality_cost(
-    generator: Any, harvests: LabHarvests, config: FingerprintLabConfig, key: SecretKey, cache_dir: Path
-) -> QualityCost:
-    """Measure canary mode's cost on the served answers (see :class:`QualityCost`)."""
-    import torch
-
-    from distillguard.data.corpora import iter_sharegpt
-
-    cfg, tok = config, generator.tokenizer
-    touched = [i for i, (r, s) in enumerate(zip(harvests.records, harvests.served, strict=True))
-               if s != r.text]
-    reg = harvests.registry
-    served_aliases = {c.alias for c in reg.for_account(cfg.distiller_id)
-                      if any(c.alias in harvests.served[i] for i in touched)}
-    service = _canary_service(key, cache_dir, cfg)
-    traffic = []
-    for conv in iter_sharegpt(limit=cfg.traffic_conversations):
-        pair = next(conv.pairs(), None)
-        if pair is not None:
-            traffic.append(pair)
-    hits = [sum(service.mark(a, p, t) is not None for p, t in traffic) / max(1, len(traffic))
-            for a in cfg.account_ids]
-    added, frac, sims = [], [], []
-    for i in touched:
-        orig, new = harvests.records[i].text, harvests.served[i]
-        n_orig, n_new = len(_ids(tok, orig)), len(_ids(tok, new))
-        added.append(n_new - n_orig)
-        frac.append((n_new - n_orig) / max(1, n_orig))
-        sims.append(char_ngram_jaccard(orig, new))
-    model = generator.model
-    nll_o, nll_s, nll_c = [], [], []
-    with torch.inference_mode():
-        for i in touched[: cfg.quality_answers]:
-            rec = harvests.records[i]
-            head = list(rec.prompt_ids)
-            orig_ids = _ids(tok, rec.text.rstrip())
-            new_ids = _ids(tok, harvests.served[i])
-            ids = torch.tensor([head + new_ids])
-            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
-            tok_nll = -logp.gather(1, ids[0, 1:, None])[:, 0].numpy()[len(head) - 1:]
-            ids_o = torch.tensor([head + orig_ids])
-            logp_o = torch.log_softmax(model(input_ids=ids_o).logits[0, :-1].float(), dim=-1)
-            tok_nll_o = -logp_o.gather(1, ids_o[0, 1:, None])[:, 0].numpy()[len(head) - 1:]
-            shared = next((k for k, (a, b) in enumerate(zip(orig_ids, new_ids, strict=False)) if a != b),
-                          min(len(orig_ids), len(new_ids)))
-            nll_o.append(float(tok_nll_o.mean()))
-            nll_s.append(float(tok_nll.mean()))
-            nll_c.append(float(tok_nll[shared:].mean()))
-    return QualityCost(
-        touched_harvest=len(touched) / max(1, len(harvests.records)),
-        touched_traffic=float(np.mean(hits)),
-        distinct_served=len(served_aliases),
-        added_tokens=float(np.mean(added)) if added else 0.0,
-        added_fraction=float(np.mean(frac)) if frac else 0.0,
-        similarity=float(np.mean(sims)) if sims else 1.0,
-        nll_original=float(np.mean(nll_o)) if nll_o else 0.0,
-        nll_served=float(np.mean(nll_s)) if nll_s else 0.0,
-        nll_sentence=float(np.mean(nll_c)) if nll_c else 0.0,
-        n_scored=len(nll_o),
-    )
 
 
 @dataclass
@@ -440,6 +358,7 @@ class _Answers:
     probe_ids: list[np.ndarray]
     probe_texts: list[str]
     canary_texts: dict[str, str]
+    style_texts: list[str]
 
 
 def run_fingerprint_lab(
@@ -466,12 +385,12 @@ def run_fingerprint_lab(
     t_start = time.perf_counter()
     hv = collect_harvests(generator, scheme, key, cache_dir, cfg, log=log)
     tok = generator.tokenizer
-    distilled = [np.asarray(list(r.prompt_ids) + _ids(tok, s), dtype=np.int64)
+    distilled = [np.asarray(list(r.prompt_ids) + token_ids(tok, s), dtype=np.int64)
                  for r, s in zip(hv.records, hv.served, strict=True)]
-    paraphrased = [np.asarray(list(r.prompt_ids) + _ids(tok, p), dtype=np.int64)
+    paraphrased = [np.asarray(list(r.prompt_ids) + token_ids(tok, p), dtype=np.int64)
                    for r, p in zip(hv.records, hv.paraphrased, strict=True)] if cfg.paraphrase else []
     n_tokens = int(sum(s.size for s in distilled))
-    skip = set(hv.probes) | {r.prompt for r in hv.records}
+    skip = set(hv.probes) | set(hv.style_probes) | {r.prompt for r in hv.records}
     n_indep = cfg.n_controls + cfg.n_references
     slices = _control_slices(tok, n_indep + 1, n_tokens, cfg.max_new_tokens, skip)
     vocab = CompactVocab.build([s for part in (distilled, paraphrased, *slices) for s in part])
@@ -479,6 +398,7 @@ def run_fingerprint_lab(
     probe_ids = chat_prompt_ids(tok, hv.probes)
     questions = canary_prompts(hv.registry)
     question_ids = chat_prompt_ids(tok, questions)
+    style_ids = chat_prompt_ids(tok, hv.style_probes)
 
     def answers(name: str, kind: str, student: Student, train_tokens: int) -> _Answers:
         ids = student.answer(probe_ids, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
@@ -487,10 +407,13 @@ def run_fingerprint_lab(
                                 temperature=cfg.temperature, seed=cfg.seed)
         said = {q: tok.decode(a.tolist(), skip_special_tokens=True) for q, a in zip(questions, canary,
                                                                                      strict=True)}
+        more = student.answer(style_ids, max_new_tokens=cfg.style_tokens, temperature=cfg.temperature,
+                              seed=cfg.seed) if style_ids else []
         log(f"{name}: trained {student.seconds:.0f}s, loss {np.mean(student.losses[-10:]):.2f}")
         return _Answers(name, kind, student, train_tokens, ids,
                         [tok.decode(a.tolist(), skip_special_tokens=True) for a in ids],
-                        {c.alias: said[q] for c, q in hv.registry.probes()})
+                        {c.alias: said[q] for c, q in hv.registry.probes()},
+                        [tok.decode(a.tolist(), skip_special_tokens=True) for a in more])
 
     sc = cfg.student
     runs: list[_Answers] = []
@@ -520,11 +443,15 @@ def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme
 
     ln10 = math.log(10)
     can = canary_line(hv.registry, run.canary_texts, alpha=cfg.alpha)
+    # like `distillguard audit`: the style line reads every answer the suspect gave
+    sty = style_line(hv.registry, [*run.probe_texts[:n_probes], *run.canary_texts.values(), *run.style_texts],
+                     alpha=cfg.alpha)
     beh = None if run.kind == "reference" else behaviour_line(
         list(hv.probes[:n_probes]), run.probe_texts[:n_probes], list(hv.ours[:n_probes]),
         {k: v[:n_probes] for k, v in refs.items()}, alpha=cfg.alpha)
     wm = radioactivity_test(scheme, run.probe_ids[:n_probes], alpha=cfg.alpha, curve_points=0)
     lines = [Evidence("canaries", min(0.0, can.result.log10_p_value * ln10)),
+             Evidence("style canaries", min(0.0, sty.result.log10_p_value * ln10)),
              Evidence("watermark", min(0.0, wm.log10_p_value * ln10))]
     if beh is not None:
         lines.append(Evidence("behaviour", min(0.0, beh.result.log10_p_value * ln10)))
@@ -535,7 +462,8 @@ def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme
     st = run.student
     return SuspectResult(
         name=run.name, kind=run.kind, train_tokens=run.train_tokens,
-        final_loss=float(np.mean(st.losses[-10:])), train_seconds=st.seconds, canary=can, behaviour=beh,
+        final_loss=float(np.mean(st.losses[-10:])), train_seconds=st.seconds, canary=can, style=sty,
+        behaviour=beh,
         watermark_log10_p=wm.log10_p_value, combined=combine_evidence(lines, alpha=cfg.alpha),
         canary_answer_example=example,
     )
@@ -548,7 +476,9 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
     suspects = tuple(_suspect(cfg, hv, scheme, r, refs, cfg.n_probes) for r in runs)
     for s in suspects:
         c = s.canary.result
+        y = s.style.result
         log(f"{s.name}: canaries log10 p {c.log10_p_value:.1f} -> {c.traced_account}, "
+            f"style log10 p {y.log10_p_value:.1f} ({y.families_used} families) -> {y.traced_account}, "
             f"behaviour log10 p {s.behaviour_log10_p:.1f}, watermark log10 p {s.watermark_log10_p:.1f}")
 
     def area(score: Callable[[SuspectResult], float], pool: Sequence[SuspectResult]) -> float:
@@ -558,6 +488,7 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
     scores: dict[str, Callable[[SuspectResult], float]] = {
         "behaviour": lambda s: -s.behaviour_log10_p,
         "canaries": lambda s: -s.canary.result.log10_p_value,
+        "style canaries": lambda s: -s.style.result.log10_p_value,
         "watermark": lambda s: -s.watermark_log10_p,
         "combined": lambda s: -s.combined.log10_p_value,
     }
@@ -565,7 +496,7 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
     for m in sorted({m for m in (10, 25, 50) if m < cfg.n_probes} | {cfg.n_probes}):
         pool = [_suspect(cfg, hv, scheme, r, refs, m) for r in runs if r.kind in ("distilled", "control")]
         by_probes[m] = area(scores["behaviour"], pool)
-    quality = quality_cost(generator, hv, cfg, key, cache_dir)
+    quality = quality_cost(generator, hv, cfg, _canary_service(key, cache_dir, cfg))
     return FingerprintLabResult(
         config=cfg, key_id=hv.registry.key_id, scheme=scheme.name, distiller=cfg.distiller_id,
         n_params=runs[0].student.n_params, harvest_answers=len(hv.records),

@@ -18,7 +18,7 @@ import numpy as np
 from distillguard.errors import ConfigError, InputError
 from distillguard.provenance._collect import ContextFilter, check_alpha
 from distillguard.provenance.controls import ControlsResult, null_controls
-from distillguard.provenance.lines import BehaviourLine, CanaryLine
+from distillguard.provenance.lines import BehaviourLine, CanaryLine, StyleLine
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingItem, ReadingResult, reading_test
 from distillguard.provenance.report import AuditReport, build_report
@@ -84,6 +84,7 @@ def run_audit(
     reading_items: Sequence[ReadingItem] | None = None,
     candidates: Sequence[int | str] | None = None,
     canaries: CanaryLine | None = None,
+    style: StyleLine | None = None,
     behaviour: BehaviourLine | None = None,
     settings: AuditSettings | None = None,
     extra_settings: dict[str, object] | None = None,
@@ -99,6 +100,7 @@ def run_audit(
         reading_items: the suspect's predictions on our texts (open-model test), optional.
         candidates: accounts for tracing (payload-mode schemes only), optional.
         canaries: the canary line (:func:`~distillguard.provenance.lines.canary_line`), optional.
+        style: the style-canary line (:func:`~distillguard.provenance.lines.style_line`), optional.
         behaviour: the behavioural line (:func:`~distillguard.provenance.lines.behaviour_line`),
             optional.
 
@@ -107,13 +109,13 @@ def run_audit(
     """
     cfg = settings or AuditSettings()
     if scheme is None:
-        if canaries is None and behaviour is None:
+        if canaries is None and style is None and behaviour is None:
             raise InputError("An audit needs at least one line of evidence: a watermark scheme, "
                              "canaries or the behavioural test.")
         return build_report(
             suspect=suspect, scheme=None, key_id=None, alpha=cfg.alpha, canaries=canaries,
-            behaviour=behaviour, combine=cfg.combine, settings={**asdict(cfg), **(extra_settings or {})},
-            commands=commands,
+            style=style, behaviour=behaviour, combine=cfg.combine,
+            settings={**asdict(cfg), **(extra_settings or {})}, commands=commands,
         )
     if not answers and not reading_items:
         raise InputError("An audit needs the suspect's answers, its predictions on our texts, or both.")
@@ -178,6 +180,7 @@ def run_audit(
         trace=trace,
         controls=controls,
         canaries=canaries,
+        style=style,
         behaviour=behaviour,
         combine=cfg.combine,
         settings=settings_doc,

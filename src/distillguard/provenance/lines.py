@@ -1,8 +1,11 @@
-"""The two fingerprint lines of evidence of an audit, next to the watermark (pure; no I/O).
+"""The fingerprint lines of evidence of an audit, next to the watermark (pure; no I/O).
 
 - :func:`canary_line` — the suspect's answers to the canary probes (served and decoy canaries)
   run through :func:`~distillguard.fingerprint.canaries.canary_test`: which account's canaries
   surfaced, with a Holm-corrected exact p-value.
+- :func:`style_line` — any of the suspect's answers run through
+  :func:`~distillguard.fingerprint.style.style_test`: does its spelling and use of contractions
+  follow one served account's keyed style canaries (exact, Holm over accounts).
 - :func:`behaviour_line` — the suspect's answers to probe prompts compared with ours and with
   reference models' answers to the same prompts: the exact rank test of
   :func:`~distillguard.fingerprint.behavioural.behavioural_test`, plus the prompts that carried
@@ -20,9 +23,18 @@ from dataclasses import asdict, dataclass
 from distillguard.errors import InputError
 from distillguard.fingerprint.behavioural import BehaviouralResult, behavioural_test, similarity_table
 from distillguard.fingerprint.canaries import CanaryResult, CanarySet, canary_test
+from distillguard.fingerprint.style import StyleResult, count_style, style_test
 from distillguard.provenance._collect import check_alpha
 
-__all__ = ["BehaviourLine", "CanaryLine", "behaviour_line", "canary_line", "canary_prompts"]
+__all__ = [
+    "BehaviourLine",
+    "CanaryLine",
+    "StyleLine",
+    "behaviour_line",
+    "canary_line",
+    "canary_prompts",
+    "style_line",
+]
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,49 @@ def canary_line(
     result = canary_test(registry, asked, alpha=alpha)
     prompts = {c.probe() for c in registry.canaries if c.alias in asked}
     return CanaryLine(key_id=registry.key_id, n_canaries=len(asked), n_prompts=len(prompts), result=result)
+
+
+@dataclass(frozen=True)
+class StyleLine:
+    """The style-canary line of evidence.
+
+    Attributes:
+        key_id: the public id of the key the style bits were derived from (never the key).
+        n_answers: suspect answers whose style was counted (any prompts: the test needs none).
+        result: the exact sign-flip test, per account and for the best one.
+    """
+
+    key_id: str
+    n_answers: int
+    result: StyleResult
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def style_line(registry: CanarySet, answers: Sequence[str], *, alpha: float = 1e-6) -> StyleLine:
+    """Test whether the suspect's answers follow one served account's style canaries.
+
+    Args:
+        registry: the canary registry (its ``style`` bits per account).
+        answers: any of the suspect's answers (canary probes, watermark queries, behaviour probes:
+            the more text, the more style families observed).
+        alpha: significance level for naming an account.
+
+    Raises:
+        InputError: the registry records no style canaries (made before they existed), or no
+            answer was given.
+        ConfigError: alpha outside (0, 1).
+    """
+    check_alpha(alpha)
+    bits = registry.style_bits()
+    if not bits:
+        raise InputError(f"Canary registry {registry.key_id!r} records no style canaries "
+                         "(made by an older gateway): only the alias canaries can be tested.")
+    if not answers:
+        raise InputError("The style-canary test needs at least one answer of the suspect.")
+    result = style_test(count_style(answers), bits, alpha=alpha)
+    return StyleLine(key_id=registry.key_id, n_answers=len(answers), result=result)
 
 
 def behaviour_line(

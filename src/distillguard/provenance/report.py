@@ -13,14 +13,16 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from distillguard.errors import InputError
 from distillguard.fingerprint.canaries import CanaryResult
 from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
+from distillguard.fingerprint.style import StyleResult
 from distillguard.provenance.controls import ControlsResult
-from distillguard.provenance.lines import BehaviourLine, CanaryLine
+from distillguard.provenance.lines import BehaviourLine, CanaryLine, StyleLine
 from distillguard.provenance.radioactivity import CurvePoint, RadioactivityResult
 from distillguard.provenance.reading import ReadingResult
 from distillguard.provenance.tracing import AccountTrace
@@ -54,6 +56,7 @@ class AuditReport:
     canaries: CanaryLine | None = None
     behaviour: BehaviourLine | None = None
     conclusion: CombinedEvidence | None = None
+    style: StyleLine | None = None
     distilled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +97,7 @@ def build_report(
     trace: AccountTrace | None = None,
     controls: ControlsResult | None = None,
     canaries: CanaryLine | None = None,
+    style: StyleLine | None = None,
     behaviour: BehaviourLine | None = None,
     combine: str = "bonferroni",
     settings: dict[str, Any] | None = None,
@@ -152,12 +156,12 @@ def build_report(
         ))
     if canaries is not None:
         c = canaries.result
-        lines.append(Evidence(
-            "canaries",
-            c.log10_p_value * math.log(10),
-            f"key id {canaries.key_id}; best account {next(iter(_ranked(c)), '–')}"
-            + (f", traced to {c.traced_account}" if c.traced_account else ", no account named"),
-        ))
+        lines.append(_account_evidence("canaries", canaries.key_id, c.log10_p_value, c.traced_account,
+                                       f"best account {next(iter(_ranked(c)), '–')}"))
+    if style is not None:
+        y = style.result
+        lines.append(_account_evidence("style canaries", style.key_id, y.log10_p_value, y.traced_account,
+                                       f"{y.families_used} style families in {style.n_answers} answers"))
     if behaviour is not None:
         b = behaviour.result
         lines.append(Evidence(
@@ -184,10 +188,17 @@ def build_report(
         commands=commands,
         notes=tuple(notes),
         canaries=canaries,
+        style=style,
         behaviour=behaviour,
         conclusion=conclusion,
         distilled=conclusion.conclusion,
     )
+
+
+def _account_evidence(name: str, key_id: str, log10_p: float, traced: str | None, what: str) -> Evidence:
+    """A canary-kind line: its p-value and which account (if any) it names."""
+    return Evidence(name, log10_p * math.log(10), f"key id {key_id}; {what}"
+                    + (f", traced to {traced}" if traced else ", no account named"))
 
 
 def _ranked(c: CanaryResult) -> list[str]:
@@ -288,29 +299,50 @@ def _summary_rows(r: AuditReport) -> list[tuple[str, str, str]]:
     return [(e.name, _fmt_p(e.log_p_value / math.log(10)), e.detail) for e in r.conclusion.lines]
 
 
+def _account_md(title: str, log10_p: float, n_accounts: int, traced: str | None, bullets: list[str],
+                column: str, rows: list[tuple[str, str, str]]) -> list[str]:
+    """The Markdown section of a canary-kind line: verdict, bullets, then the accounts table."""
+    return [
+        "", f"## {title}", "",
+        f"**p = {_fmt_p(log10_p)}** (best account, Holm-corrected over {n_accounts} account(s)); "
+        + (f"traced to account `{traced}`." if traced else "no account named."),
+        "", *(f"- {b}" for b in bullets), "",
+        f"| account | {column} | p (Holm) |", "|---|---|---|",
+        *(f"| `{a}` | {mid} | {p} |" for a, mid, p in rows),
+    ]
+
+
 def _canary_md(c: CanaryLine) -> list[str]:
     x = c.result
-    out = [
-        "",
-        "## Canaries",
-        "",
-        f"**p = {_fmt_p(x.log10_p_value)}** (best account, Holm-corrected over "
-        f"{len(x.per_account)} account(s)); "
-        + (f"traced to account `{x.traced_account}`." if x.traced_account else "no account named."),
-        "",
-        f"- Registry key id `{c.key_id}`; {c.n_canaries} canaries probed with {c.n_prompts} distinct "
+    rows = [(a, f"{x.per_account[a]['hits']} of {x.per_account[a]['canaries']}",
+             _fmt_p(float(x.per_account[a].get("log10_p_holm", 0.0)))) for a in _ranked(x)[:10]]
+    return _account_md("Canaries", x.log10_p_value, len(x.per_account), x.traced_account, [
+        f"Registry key id `{c.key_id}`; {c.n_canaries} canaries probed with {c.n_prompts} distinct "
         f"questions; decoys reproduced: {x.decoy_hits} of {x.decoys}.",
-        f"- Method: {x.method}.",
-        "- Null hypothesis: the suspect did not learn the account's canaries (its canaries and the "
+        f"Method: {x.method}.",
+        "Null hypothesis: the suspect did not learn the account's canaries (its canaries and the "
         "never-served decoys are exchangeable).",
-        "",
-        "| account | canaries reproduced | p (Holm) |",
-        "|---|---|---|",
-    ]
-    for a in _ranked(x)[:10]:
-        row = x.per_account[a]
-        out.append(f"| `{a}` | {row['hits']} of {row['canaries']} | "
-                   f"{_fmt_p(float(row.get('log10_p_holm', 0.0)))} |")
+    ], "canaries reproduced", rows)
+
+
+def _style_rows(x: StyleResult) -> list[tuple[str, str, str]]:
+    ranked = sorted(x.per_account, key=lambda a: float(x.per_account[a]["log10_p_holm"]))
+    return [(a, f"{x.per_account[a]['agree']} of {x.per_account[a]['families']}",
+             _fmt_p(float(x.per_account[a]["log10_p_holm"]))) for a in ranked[:10]]
+
+
+def _style_md(c: StyleLine) -> list[str]:
+    x = c.result
+    out = _account_md("Style canaries", x.log10_p_value, len(x.per_account), x.traced_account, [
+        f"Registry key id `{c.key_id}`; {c.n_answers} suspect answers; {x.families_used} style "
+        f"families used with a preference ({x.tokens_counted} occurrences).",
+        f"Method: {x.method}.",
+        "Null hypothesis: the suspect did not learn from the account's answers (its spelling and "
+        "contraction habits are then independent of the account's random key bits).",
+    ], "families agreeing", _style_rows(x))
+    if x.evidence:
+        out += ["", "Families that carried the signal (best account):", "",
+                *(f"- {e}" for e in x.evidence)]
     return out
 
 
@@ -413,6 +445,8 @@ def _markdown(r: AuditReport) -> str:
         ]
     if r.canaries is not None:
         lines += _canary_md(r.canaries)
+    if r.style is not None:
+        lines += _style_md(r.style)
     if r.behaviour is not None:
         lines += _behaviour_md(r.behaviour)
     if r.notes:
@@ -423,7 +457,14 @@ def _markdown(r: AuditReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _account_html(title: str, log10_p: float, traced: str | None, detail_html: str, body: str) -> list[str]:
+    """The HTML section of a canary-kind line: p-value, named account, detail, then ``body``."""
+    named = (f"traced to account <code>{html.escape(traced)}</code>" if traced else "no account named")
+    return [f"<h2>{title}</h2>",
+            f"<p><b>p = {html.escape(_fmt_p(log10_p))}</b>; {named}; {detail_html}.</p>", body]
+
+
+def _table(head: tuple[str, ...], rows: Sequence[Sequence[str]]) -> str:
     esc = html.escape
     th = "".join(f"<th>{esc(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -456,19 +497,22 @@ def _html(r: AuditReport) -> str:
         ]
     if r.canaries is not None:
         x = r.canaries.result
-        parts += [
-            "<h2>Canaries</h2>",
-            f"<p><b>p = {esc(_fmt_p(x.log10_p_value))}</b>; "
-            + (f"traced to account <code>{esc(x.traced_account)}</code>" if x.traced_account
-               else "no account named")
-            + f"; registry key id <code>{esc(r.canaries.key_id)}</code>; decoys reproduced "
-            f"{x.decoy_hits} of {x.decoys}.</p>",
+        parts += _account_html(
+            "Canaries", x.log10_p_value, x.traced_account,
+            f"registry key id <code>{esc(r.canaries.key_id)}</code>; decoys reproduced "
+            f"{x.decoy_hits} of {x.decoys}",
             _table(("account", "canaries reproduced", "p (Holm)"), [
                 (a, f"{x.per_account[a]['hits']} of {x.per_account[a]['canaries']}",
                  _fmt_p(float(x.per_account[a].get("log10_p_holm", 0.0))))
                 for a in _ranked(x)[:10]
-            ]),
-        ]
+            ]))
+    if r.style is not None:
+        y = r.style.result
+        parts += _account_html(
+            "Style canaries", y.log10_p_value, y.traced_account,
+            f"{y.families_used} style families in {r.style.n_answers} answers",
+            _table(("account", "families agreeing", "p (Holm)"), _style_rows(y))
+            + "<ul>" + "".join(f"<li>{esc(e)}</li>" for e in y.evidence) + "</ul>")
     if r.behaviour is not None:
         b = r.behaviour.result
         parts += [
