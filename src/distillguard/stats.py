@@ -133,18 +133,16 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def holm_log(log_p_values: Sequence[float]) -> list[float]:
+def holm_log(log_p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Holm-adjusted p-values in natural-log space, in input order (p-values far below the
     float range stay exact: nothing is exponentiated)."""
     logs = np.asarray(log_p_values, dtype=float)
-    m = len(logs)
-    if m == 0:
-        return []
+    m = logs.size
     order = np.argsort(logs, kind="stable")
     adjusted = np.minimum(0.0, np.maximum.accumulate(logs[order] + np.log(m - np.arange(m))))
     out = np.empty(m)
     out[order] = adjusted
-    return [float(x) for x in out]
+    return out
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:

@@ -129,8 +129,8 @@ def test_planted_account_is_found_among_many(key: SecretKey, teacher, rng) -> No
     assert not tr.top[1].named
 
 
-@pytest.mark.parametrize("min_count", [1, 3])
-def test_many_candidates_name_nobody_on_null_data_at_rate_alpha(teacher, rng, min_count: int) -> None:
+@pytest.mark.parametrize("min_count", [1, 3, "auto"])
+def test_many_candidates_name_nobody_on_null_data_at_rate_alpha(teacher, rng, min_count: int | str) -> None:
     # FWER over 20k candidates: text written without our key names an account in at most an
     # alpha fraction of fresh keys, also when only frequent tuples are scored (which tuples are
     # kept depends on the text alone). Binomial(30, 0.05) exceeds 6 with probability < 1e-3.
@@ -147,7 +147,7 @@ def test_many_candidates_name_nobody_on_null_data_at_rate_alpha(teacher, rng, mi
         for _ in range(30)
     ]
     assert sum(t.verdict != "none" for t in traces) <= 6
-    if min_count > 1:
+    if min_count == 3:
         assert 0 < traces[0].n_scored < len({(a[i], a[i + 1]) for a in answers for i in range(len(a) - 1)})
 
 
@@ -204,7 +204,7 @@ def test_the_audit_traces_with_its_min_count_setting(key: SecretKey, teacher, rn
     guilty = accounts[7]
     answers = student_answers(teacher, scheme, rng, [account_id(key, guilty)] * 200)
     best = {}
-    for m in (1, 2):
+    for m in (1, 2, "auto"):
         rep = run_audit(scheme, suspect="s", answers=answers, candidates=accounts,
                         settings=AuditSettings(n_controls=0, trace_min_count=m))
         assert rep.trace is not None and rep.trace.named == (guilty,)
@@ -213,6 +213,27 @@ def test_the_audit_traces_with_its_min_count_setting(key: SecretKey, teacher, rn
         assert rep.trace.top[0].log10_p_holm == direct.top[0].log10_p_holm
         best[m] = direct.top[0].log10_p_holm
     assert best[1] != best[2]  # min_count changes which tuples are scored
-    for bad in (0, -1, 1.5, True):
+    for bad in (0, -1, 1.5, True, "Auto"):
         with pytest.raises(ConfigError, match="trace_min_count"):
             AuditSettings(trace_min_count=bad)  # type: ignore[arg-type]
+
+
+def test_auto_min_count_is_the_ladder_at_alpha_over_four(key: SecretKey, teacher, rng) -> None:
+    from distillguard.provenance.tracing import MIN_COUNT_LADDER
+
+    scheme = build("kgw", key, payload_bits=32)
+    accounts = [f"acct-{i}" for i in range(2_000)]
+    guilty = accounts[11]
+    answers = student_answers(teacher, scheme, rng, [account_id(key, guilty)] * 200)
+    auto = trace_accounts(scheme, answers, accounts)  # the default
+    assert auto.details["min_count"] == "auto" and auto.named == (guilty,) and auto.alpha == 1e-6
+    rungs = {m: trace_accounts(scheme, answers, accounts, alpha=1e-6 / 4, min_count=m)
+             for m in MIN_COUNT_LADDER}
+    # named: the union of what the rungs name at alpha / 4; evidence: the strongest rung, times 4
+    assert set(auto.named) == {a for t in rungs.values() for a in t.named}
+    best = min(rungs.values(), key=lambda t: t.top[0].log10_p_holm)
+    assert auto.top[0].log10_p_holm == pytest.approx(best.top[0].log10_p_holm + np.log10(4))
+    assert auto.details["evidence_from_min_count"] == best.details["min_count"]
+    assert set(auto.details["rungs"]) == {"1", "2", "3", "5"}
+    est = decode_accounts(scheme, answers)
+    assert est.value is None or est.value == account_id(key, guilty)

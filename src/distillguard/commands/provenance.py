@@ -362,6 +362,19 @@ def _print_summary(report: Any, out: str) -> None:
               f"({b.n_probes} probes, {b.n_references} references)")
 
 
+def _min_count(text: str) -> int | str:
+    """argparse type of --trace-min-count: 'auto' or an int ≥ 1."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {text!r}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add the ``audit`` sub-command."""
     p = subparsers.add_parser(
@@ -406,10 +419,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--candidates", help="file of candidate accounts, one a line (payload schemes)")
     p.add_argument(
         "--trace-min-count",
-        type=int,
-        default=1,
-        help="tracing scores only tuples the suspect produced at least this often (default 1; "
-        "the lab named the right KGW account among 2^20 with 3)",
+        type=_min_count,
+        default="auto",
+        help="tracing scores only tuples the suspect produced at least this often: an int, or "
+        "'auto' (default: the pre-registered ladder 1, 2, 3, 5, each at alpha/4)",
     )
     p.add_argument("--canaries", metavar="REGISTRY", help="canary registry JSON (the gateway's file)")
     p.add_argument(

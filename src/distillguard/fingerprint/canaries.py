@@ -293,7 +293,8 @@ def canary_test(
     if not rows:
         return CanaryResult(decoy_hits=decoy_hits, decoys=len(decoys))
     names = list(rows)
-    for name, adjusted in zip(names, holm_log([float(rows[a]["log_p"]) for a in names]), strict=True):
+    for name, adjusted in zip(names, holm_log([float(rows[a]["log_p"]) for a in names]).tolist(),
+                              strict=True):
         rows[name]["p_value_holm"] = math.exp(adjusted)
         rows[name]["log10_p_holm"] = adjusted / math.log(10)
     best = min(names, key=lambda a: float(rows[a]["log10_p_holm"]))

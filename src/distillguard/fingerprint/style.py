@@ -444,7 +444,7 @@ def style_test(
         rows[account] = {"families": len(used), "agree": agree, "statistic": stat, "log_p": log_p}
         signs_of[account] = sign
     names = list(rows)
-    holm = holm_log([float(rows[a]["log_p"]) for a in names])
+    holm = holm_log([float(rows[a]["log_p"]) for a in names]).tolist()
     for a, lp in zip(names, holm, strict=True):
         rows[a]["log10_p_holm"] = lp / math.log(10)
         rows[a]["p_value_holm"] = math.exp(lp)

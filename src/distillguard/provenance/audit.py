@@ -22,7 +22,7 @@ from distillguard.provenance.lines import BehaviourLine, CanaryLine, StyleLine
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingItem, ReadingResult, reading_test
 from distillguard.provenance.report import AuditReport, build_report
-from distillguard.provenance.tracing import AccountTrace, trace_accounts
+from distillguard.provenance.tracing import AccountTrace, MinCount, trace_accounts
 from distillguard.watermark.base import WatermarkScheme
 from distillguard.watermark.keys import SecretKey
 
@@ -44,7 +44,8 @@ class AuditSettings:
             dependence) or ``"fisher"`` (assumes independent lines).
         trace_min_count: tracing scores only tuples the suspect produced at least this often
             (see :func:`~distillguard.provenance.tracing.trace_accounts`; exact for any value,
-            but fix it before looking at the suspect's answers).
+            but fix it before looking at the suspect's answers). ``"auto"`` (default): every rung
+            of the pre-registered ladder 1, 2, 3, 5 at alpha / 4, Bonferroni.
     """
 
     alpha: float = 1e-6
@@ -54,13 +55,13 @@ class AuditSettings:
     curve_points: int = 24
     reading_statistic: str = "mass"
     combine: str = "bonferroni"
-    trace_min_count: int = 1
+    trace_min_count: MinCount = "auto"
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
         m = self.trace_min_count
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ConfigError(f"trace_min_count must be an integer >= 1. Got {m!r} instead.")
+        if m != "auto" and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+            raise ConfigError(f"trace_min_count must be an integer >= 1 or 'auto'. Got {m!r} instead.")
         if self.combine not in ("bonferroni", "fisher"):
             raise ConfigError(
                 f"The 'combine' parameter must be 'bonferroni' or 'fisher'. Got {self.combine!r} instead."

@@ -35,8 +35,8 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,7 +52,19 @@ from distillguard.watermark.kgw import KGW
 from distillguard.watermark.payload import PayloadCodec, decode_groups
 from distillguard.watermark.prf import bucket, top_bits
 
-__all__ = ["AccountEvidence", "AccountTrace", "decode_accounts", "trace_accounts"]
+__all__ = [
+    "MIN_COUNT_LADDER",
+    "AccountEvidence",
+    "AccountTrace",
+    "MinCount",
+    "decode_accounts",
+    "trace_accounts",
+]
+
+# min_count="auto": every rung is tried, each at alpha / len(ladder) (Bonferroni), so the choice
+# is fixed before any answer is seen and the family-wise error stays at alpha.
+MIN_COUNT_LADDER = (1, 2, 3, 5)
+MinCount = int | Literal["auto"]
 
 _EXACT_TOP = 256
 _POOL = 64  # strongest candidates considered as other sources in the joint check
@@ -229,17 +241,6 @@ def _encode_many(codec: PayloadCodec, ids: Sequence[int] | np.ndarray) -> np.nda
     return ((msg[:, None] >> shifts[None, :]) & mask).astype(np.int16)
 
 
-def _holm_log(log_p: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values in log space (stays exact below 1e-308)."""
-    m = log_p.size
-    order = np.argsort(log_p, kind="stable")
-    adj = np.minimum(0.0, log_p[order] + np.log(m - np.arange(m)))
-    adj = np.maximum.accumulate(adj)
-    out = np.empty(m)
-    out[order] = adj
-    return out
-
-
 def _ties(
     ev: _Evidence,
     msgs: np.ndarray,
@@ -299,7 +300,7 @@ def trace_accounts(
     *,
     alpha: float = 1e-6,
     dedup: bool = True,
-    min_count: int = 1,
+    min_count: MinCount = "auto",
     max_named: int = 8,
     top: int = 10,
 ) -> AccountTrace:
@@ -314,6 +315,9 @@ def trace_accounts(
             all answers. The selection depends on the answers alone, so the tests stay exact; it
             keeps the contexts a student learned well (where the watermark's bias lives) and
             drops the one-off tuples that only dilute it (docs/benchmarks.md, lab-tracing).
+            ``"auto"`` (default) traces with every rung of :data:`MIN_COUNT_LADDER`, each at
+            ``alpha / 4``, and names the union of the accounts named: a rule fixed in advance,
+            family-wise error ≤ alpha; reported p-values carry the factor 4.
         max_named: stop naming after this many accounts.
         top: how many candidates' evidence to report.
 
@@ -322,12 +326,15 @@ def trace_accounts(
         InputError: no candidates or malformed answers.
     """
     check_alpha(alpha)
+    if min_count == "auto":
+        return _trace_ladder(scheme, answers, candidates, alpha=alpha, dedup=dedup, max_named=max_named,
+                             top=top)
     key = scheme.keyring.primary  # type: ignore[attr-defined]
     ev = _Evidence(scheme, key, answers, dedup, min_count)
     msgs = _encode_many(ev.codec, _candidate_ids(key, ev.codec, candidates))
     n_cand = len(candidates)
     log_p = ev.log_p(msgs)
-    holm = _holm_log(log_p)
+    holm = stats.holm_log(log_p)
     ln_alpha = math.log(alpha)
     named: list[int] = []
     exclusive: dict[int, float] = {}
@@ -345,7 +352,7 @@ def trace_accounts(
             differ = np.all(msgs[rest][:, None, :] != msgs[named][None, :, :], axis=1)
             cond = ev.log_p(msgs[rest], differ)
             j = int(np.argmin(cond))
-            if _holm_log(cond)[j] > ln_alpha:
+            if stats.holm_log(cond)[j] > ln_alpha:
                 break
             named.append(int(rest[j]))
             unnamed[rest[j]] = False
@@ -378,7 +385,52 @@ def trace_accounts(
         alpha=alpha,
         assumption=ASSUMPTION,
         top=evidence,
-        details={"correction": "holm over candidates; step-down conditional tests for further accounts"},
+        details={"correction": "holm over candidates; step-down conditional tests for further accounts",
+                 "min_count": min_count},
+    )
+
+
+def _trace_ladder(
+    scheme: WatermarkScheme,
+    answers: Sequence[Sequence[int] | np.ndarray],
+    candidates: Sequence[int | str],
+    *,
+    alpha: float,
+    dedup: bool,
+    max_named: int,
+    top: int,
+) -> AccountTrace:
+    """``min_count="auto"``: one trace per rung of the ladder at alpha / rungs; named = union.
+
+    Each rung's trace controls its family-wise error at alpha / rungs, so an innocent account is
+    named by any rung with probability ≤ alpha. Inseparable sets are reported only when no rung
+    names anyone (a rung that names an account alone outweighs one that could not separate).
+    """
+    rungs = len(MIN_COUNT_LADDER)
+    runs = {m: trace_accounts(scheme, answers, candidates, alpha=alpha / rungs, dedup=dedup, min_count=m,
+                              max_named=max_named, top=top) for m in MIN_COUNT_LADDER}
+    named = tuple(dict.fromkeys(a for t in runs.values() for a in t.named))
+    inseparable = () if named else tuple(dict.fromkeys(a for t in runs.values() for a in t.inseparable))
+    verdict = ("single" if len(named) == 1 else "several" if named else
+               "inseparable" if inseparable else "none")
+    # the rung with the strongest best candidate provides the evidence table
+    best = min(runs.values(), key=lambda t: t.top[0].log10_p_holm if t.top else 0.0)
+    shift = math.log10(rungs)
+    shown = tuple(replace(e, log10_p_holm=min(0.0, e.log10_p_holm + shift), named=e.account in named)
+                  for e in best.top)
+    return AccountTrace(
+        verdict=verdict, named=named, inseparable=inseparable, key_id=best.key_id,
+        n_candidates=best.n_candidates, n_scored=best.n_scored, alpha=alpha, assumption=ASSUMPTION,
+        top=shown,
+        details={
+            "correction": (f"min_count ladder {list(MIN_COUNT_LADDER)}, each rung at alpha/{rungs} "
+                           "(Bonferroni); within a rung holm over candidates and step-down tests"),
+            "min_count": "auto",
+            "evidence_from_min_count": best.details["min_count"],
+            "rungs": {str(m): {"verdict": t.verdict, "named": list(t.named), "n_scored": t.n_scored,
+                               "best_log10_p_holm": t.top[0].log10_p_holm + shift if t.top else 0.0}
+                      for m, t in runs.items()},
+        },
     )
 
 
@@ -388,19 +440,26 @@ def decode_accounts(
     *,
     alpha: float = 1e-6,
     dedup: bool = True,
-    min_count: int = 1,
+    min_count: MinCount = "auto",
 ) -> PayloadEstimate:
     """Decode the account id from all answers pooled, with no candidate list.
 
     The id is named only if the pooled answers are radioactive at ``alpha``, every chunk is
     decided and the keyed checksum verifies; ``p_value`` bounds the chance that answers
     independent of our key name any account (see :mod:`distillguard.watermark.payload`).
-    ``min_count`` as for :func:`trace_accounts`.
+    ``min_count`` as for :func:`trace_accounts`; with ``"auto"`` the first rung of the ladder
+    that decodes an account (each tried at ``alpha / 4``) gives the estimate, its p-value times 4.
 
     Raises:
         ConfigError: the scheme has no payload, or bad ``alpha``.
     """
     check_alpha(alpha)
+    if min_count == "auto":
+        rungs = len(MIN_COUNT_LADDER)
+        tried = [decode_accounts(scheme, answers, alpha=alpha / rungs, dedup=dedup, min_count=m)
+                 for m in MIN_COUNT_LADDER]
+        est = next((e for e in tried if e.value is not None), tried[0])
+        return replace(est, p_value=min(1.0, est.p_value * rungs))
     key = scheme.keyring.primary  # type: ignore[attr-defined]
     ev = _Evidence(scheme, key, answers, dedup, min_count)
     if ev.tuples.n == 0:
