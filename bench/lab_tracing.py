@@ -222,7 +222,8 @@ def render(res: TracingLabResult) -> str:
             "the contexts the student learned well. m = 3 was picked after an exploratory look at the "
             "`single` student's answers (the true account's p-value for m = 1, 2, 3, 5, 10 at 300, 1000 "
             "and 3000 queries) — the collusion, clean-control and never-used-key rows are out of sample "
-            "for that choice.",
+            "for that choice. m = `auto` is the rule fixed after that run and now the default: the "
+            "ladder m = 1, 2, 3, 5, each at α/4, naming the union (Bonferroni; Holm p shown ×4).",
             "",
             markdown_table(header, rows),
             "",
@@ -250,7 +251,8 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=3000)
     ap.add_argument("--query-tokens", type=int, default=96)
     ap.add_argument("--marks", default="100,300,1000,3000", help="query counts to trace at")
-    ap.add_argument("--min-counts", default="1,3", help="trace_accounts min_count settings to report")
+    ap.add_argument("--min-counts", default="1,3,auto",
+                    help="trace_accounts min_count settings to report (ints or 'auto', the ladder)")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--candidates", type=int, default=1 << 20)
     ap.add_argument("--null-keys", type=int, default=5)
@@ -285,7 +287,7 @@ def main() -> int:
             student=StudentConfig(steps=args.steps),
             n_candidates=args.candidates,
             query_marks=tuple(int(m) for m in args.marks.split(",")),
-            min_counts=tuple(int(m) for m in args.min_counts.split(",")),
+            min_counts=tuple(m if m == "auto" else int(m) for m in args.min_counts.split(",")),
             n_null_keys=args.null_keys,
             collusion=not ({"all", name} & skip),
             clean_control=not args.no_clean,

@@ -32,7 +32,7 @@ from distillguard.lab.harvest import chat_prompt_ids, harvest, sharegpt_prompts
 from distillguard.lab.run import training_pairs
 from distillguard.lab.student import CompactVocab, StudentConfig, train_student
 from distillguard.provenance.radioactivity import radioactivity_test
-from distillguard.provenance.tracing import AccountTrace, decode_accounts, trace_accounts
+from distillguard.provenance.tracing import AccountTrace, MinCount, decode_accounts, trace_accounts
 from distillguard.watermark.base import WatermarkScheme
 from distillguard.watermark.keys import SecretKey
 from distillguard.watermark.payload import account_id
@@ -78,7 +78,7 @@ class TracingLabConfig:
     n_colluders: int = 3
     alpha: float = 1e-6
     query_marks: tuple[int, ...] = (100, 300, 1000, 3000)
-    min_counts: tuple[int, ...] = (1, 3)  # trace_accounts(min_count=...) settings to report
+    min_counts: tuple[MinCount, ...] = (1, 3)  # trace_accounts(min_count=...) settings to report
     n_null_keys: int = 5
     clean_control: bool = True
     collusion: bool = True
@@ -101,7 +101,7 @@ class TraceOutcome:
     """Tracing one student's first ``n_queries`` answers."""
 
     n_queries: int
-    min_count: int
+    min_count: MinCount
     n_tokens: int
     n_scored: int
     radioactivity_log10_p: float  # the standard audit (every distinct tuple), for reference
@@ -175,7 +175,7 @@ def _answers_path(
 
 
 def _decode(
-    scheme: WatermarkScheme, answers: list[np.ndarray], alpha: float, names: _Names, min_count: int
+    scheme: WatermarkScheme, answers: list[np.ndarray], alpha: float, names: _Names, min_count: MinCount
 ) -> DecodeOutcome:
     est = decode_accounts(scheme, answers, alpha=alpha, min_count=min_count)
     name = names(est.value) if est.value is not None else None
@@ -191,7 +191,7 @@ def _trace_at(
     served: tuple[str, ...],
     alpha: float,
     names: _Names,
-    min_count: int,
+    min_count: MinCount,
 ) -> TraceOutcome:
     t0 = time.perf_counter()
     sub = answers[:m]
