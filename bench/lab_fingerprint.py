@@ -64,6 +64,8 @@ def _rows(res: FingerprintLabResult) -> list[list[object]]:
             _p(y.log10_p_value), y.traced_account or "–",
             (f"{_p(b.log10_p_value)} (T={b.statistic}, null {b.expected_under_null:.0f})"
              if b else "(reference)"),
+            (f"{_p(bp.result.log10_p_value)} (T={bp.result.statistic}, null "
+             f"{bp.result.expected_under_null:.0f})" if (bp := s.behaviour_proxy) else "–"),
             _p(s.watermark_log10_p), _p(s.combined.log10_p_value),
             "**yes**" if s.flagged else "no",
         ])
@@ -85,14 +87,19 @@ def _targets(res: FingerprintLabResult) -> list[str]:
     decoys = sum(s.canary.result.decoy_hits for s in dist)
     flagged = [s.name for s in indep if s.flagged or s.canary.result.traced_account is not None
                or s.style.result.traced_account is not None
-               or (s.behaviour is not None and s.behaviour.result.descends)]
+               or (s.behaviour is not None and s.behaviour.result.descends)
+               or (s.behaviour_proxy is not None and s.behaviour_proxy.result.descends)]
     auc = res.auroc["behaviour"]
+    auc_proxy = res.auroc["behaviour (proxy)"]
+    descends_proxy = sum(s.behaviour_proxy is not None and s.behaviour_proxy.result.descends for s in dist)
     ok = {True: "**met**", False: "**not met**"}
     descends = sum(s.behaviour is not None and s.behaviour.result.descends for s in dist)
     marked = sum(s.watermark_log10_p <= math.log10(alpha) for s in dist)
+    behaviour_met = ((auc_proxy >= 0.95 and descends_proxy == len(dist))
+                     or (auc >= 0.95 and descends == len(dist)))
     return [
         f"- Each line on its own at α = {alpha:g}: alias canaries trace {len(traced)}/{len(dist)}, style "
-        f"canaries {len(styled)}/{len(dist)}, behaviour "
+        f"canaries {len(styled)}/{len(dist)}, behaviour vs proxy {descends_proxy}/{len(dist)}, behaviour "
         f"flags {descends}/{len(dist)}, watermark {marked}/{len(dist)} of the distilled students "
         "(an AUROC over p-values that are all near 1 ranks noise).",
         f"- Canaries, p ≤ 1e-6 and traced to `{res.distiller}` (Holm over {cfg.accounts} accounts): "
@@ -100,7 +107,13 @@ def _targets(res: FingerprintLabResult) -> list[str]:
         f"distilled students; by the alias canaries {len(traced)}/{len(dist)}; other accounts named: "
         f"{leaked or 'none'}; decoy hits over all distilled students: {decoys}.",
         f"- Behavioural test, AUROC ≥ 0.95 from ≤ 200 probes (distilled vs control students, "
-        f"{cfg.n_probes} probes): {ok[auc >= 0.95]} — AUROC {auc:.2f} "
+        f"{cfg.n_probes} probes; counted as met only where the distilled students are also flagged at α, "
+        "as an AUROC over p-values that are all ≈ 1 ranks noise): "
+        f"{ok[behaviour_met]}"
+        " — against the proxy student AUROC "
+        f"{auc_proxy:.2f} (by probes: "
+        f"{', '.join(f'{m}: {a:.2f}' for m, a in res.auroc_by_probes_proxy.items())}; {descends_proxy}/"
+        f"{len(dist)} distilled students flagged at α); against SmolLM2's own answers AUROC {auc:.2f} "
         f"(by probes: {', '.join(f'{m}: {a:.2f}' for m, a in res.auroc_by_probes.items())}).",
         f"- Controls not flagged at α = {alpha:g} (any line or combined, {len(indep)} independent students): "
         f"{ok[not flagged]}{' — flagged: ' + ', '.join(flagged) if flagged else ''}.",
@@ -111,14 +124,16 @@ def render(res: FingerprintLabResult) -> str:
     cfg, q, sc = res.config, res.quality, res.config.student
     header = ["student", "kind", "loss", f"{res.distiller} canaries hit", "max other account hits",
               "decoy hits", "alias p (Holm)", "traced to", f"style families agreeing with {res.distiller}",
-              "style p (Holm)", "style traced to", "behaviour p", "watermark p", "combined p",
+              "style p (Holm)", "style traced to", "behaviour p (vs SmolLM2)", "behaviour p (vs proxy)",
+              "watermark p", "combined p",
               f"flagged @ {cfg.alpha:g}"]
     surv = {s.name: s for s in res.suspects if s.kind in ("scrubbed", "paraphrased")}
     base = res.by_kind("distilled")[0]
     surv_rows: list[list[object]] = [
         [name, _p(s.canary.result.log10_p_value), s.canary.result.traced_account or "–",
          _p(s.style.result.log10_p_value), s.style.result.traced_account or "–",
-         _p(s.behaviour_log10_p), _p(s.watermark_log10_p), _p(s.combined.log10_p_value)]
+         _p(s.behaviour_log10_p), _p(s.behaviour_proxy_log10_p), _p(s.watermark_log10_p),
+         _p(s.combined.log10_p_value)]
         for name, s in [("distilled-s0 (before)", base), *surv.items()]]
     ex = res.by_kind("distilled")[0].canary_answer_example.replace("\n", " ").replace("|", "/")[:300]
     return "\n".join([
@@ -135,11 +150,16 @@ def render(res: FingerprintLabResult) -> str:
         f"(seeds), {cfg.n_controls} control suspects and {cfg.n_references} reference students trained on "
         f"disjoint slices of ShareGPT ChatGPT answers of the same size and shape; scrub = "
         f"{cfg.scrub_steps} more steps on clean ChatGPT text; paraphrased = trained on SmolLM2's "
-        "paraphrase of every served answer.",
+        "paraphrase of every served answer"
+        + ("; proxy = a student of SmolLM2's (watermarked) answers to as many other ShareGPT prompts "
+           "as the harvest, same recipe and size: our model as a tiny student echoes it." if cfg.proxy
+           else "."),
         f"Audit as `distillguard audit` runs it: {res.canary_questions} canary probe questions "
         f"(answers ≤ {2 * cfg.max_new_tokens} tokens), {res.probe_prompts} behavioural probes (held-out "
         "ShareGPT prompts; references: ShareGPT's ChatGPT answers + the reference students; "
-        "character-4-gram Jaccard), watermark radioactivity on the same probe answers; style canaries "
+        "character-4-gram Jaccard; a second behavioural line puts the proxy in place of our model, "
+        "against the reference students only), watermark radioactivity on the same probe answers; "
+        "style canaries "
         f"counted in all of the suspect's answers (those plus {cfg.style_probes} more held-out prompts, "
         f"≤ {cfg.style_tokens} tokens each; exact sign-flip test, Holm over accounts); combined = "
         "Bonferroni minimum (valid under dependence).",
@@ -147,14 +167,15 @@ def render(res: FingerprintLabResult) -> str:
         markdown_table(header, _rows(res)),
         "",
         f"AUROC, distilled vs control students: behaviour {res.auroc['behaviour']:.2f}, alias canaries "
-        f"{res.auroc['canaries']:.2f}, style canaries {res.auroc['style canaries']:.2f}, "
+        f"{res.auroc['canaries']:.2f}, style canaries {res.auroc['style canaries']:.2f}, behaviour vs proxy "
+        f"{res.auroc['behaviour (proxy)']:.2f}, "
         f"watermark {res.auroc['watermark']:.2f}, combined "
         f"{res.auroc['combined']:.2f} ({cfg.n_distilled} × {cfg.n_controls} pairs: a coarse estimate).",
         "",
         "Survival (each line's remaining strength):",
         "",
         markdown_table(["student", "alias p", "traced to", "style p", "style traced to", "behaviour p",
-                        "watermark p", "combined p"],
+                        "behaviour p (proxy)", "watermark p", "combined p"],
                        surv_rows),
         "",
         "Targets:",

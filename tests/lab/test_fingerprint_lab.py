@@ -86,12 +86,13 @@ def test_fingerprint_lab_smoke_run_on_smollm2(tmp_path) -> None:
     assert res.harvest_answers == 166 + 4 and res.distiller == "account-1"
     for s in res.suspects:
         assert 0.0 <= s.combined.p_value <= 1.0 and s.canary.result.decoys == 30
-        assert (s.behaviour is None) == (s.kind == "reference")
+        assert (s.behaviour is None) == (s.kind == "reference") == (s.behaviour_proxy is None)
         if s.kind in ("control", "reference"):
             # independent students never saw an alias or the style: none can be traced
             assert s.canary.result.traced_account is None and s.style.result.traced_account is None
         assert set(s.style.result.per_account) == {"account-0", "account-1", "account-2"}
     assert all(0.0 <= a <= 1.0 for a in res.auroc.values()) and set(res.auroc_by_probes) == {8}
+    assert set(res.auroc_by_probes_proxy) == {8} and "behaviour (proxy)" in res.auroc
     q = res.quality
     assert 0.0 < q.touched_harvest <= 1.0 and 0.0 <= q.touched_traffic <= 1.0
     assert q.added_tokens > 0 and 0.0 < q.similarity < 1.0 and q.n_scored >= 1

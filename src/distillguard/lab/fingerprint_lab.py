@@ -93,6 +93,11 @@ class FingerprintLabConfig:
         n_distilled, n_controls, n_references: students of each kind.
         scrub_steps: extra fine-tuning steps of the scrubbed student on clean text.
         paraphrase: train the paraphrased student (one more SmolLM2 pass over the harvest).
+        proxy: train a *proxy* of our model — a student of SmolLM2's answers to other prompts,
+            same recipe and size as the reference students (one more SmolLM2 pass) — and run a
+            second behavioural line with the proxy's answers in place of our model's, against
+            the reference students only: a baseline of the suspect's own kind (tiny students),
+            where our fluent model and tiny references are not exchangeable.
         quality_answers: touched answers scored for perplexity with and without the canary.
         traffic_conversations: ShareGPT conversations used for the share of ordinary answers
             that canary mode touches.
@@ -117,6 +122,7 @@ class FingerprintLabConfig:
     n_references: int = 2
     scrub_steps: int = 100
     paraphrase: bool = True
+    proxy: bool = True
     quality_answers: int = 40
     traffic_conversations: int = 2000
     alpha: float = 1e-6
@@ -173,6 +179,7 @@ class LabHarvests:
     ours: tuple[str, ...]                    # our model's answers to them
     chatgpt: tuple[str, ...]                 # ShareGPT's ChatGPT answers to them (same token budget)
     style_probes: tuple[str, ...]            # prompts every suspect answers for the style line
+    proxy: tuple[HarvestRecord, ...]         # our model's answers to other prompts (proxy's data)
     seconds: float
 
 
@@ -243,6 +250,14 @@ def collect_harvests(
     taken = set(prompts) | set(candidates)
     style_probes = [p for p in sharegpt_prompts(cfg.style_probes * 2, offset=2000, max_chars=400)
                     if p not in taken][: cfg.style_probes]
+    proxy: list[HarvestRecord] = []
+    if cfg.proxy:
+        # as many prompts as the harvest (similar size), far past every other prompt set
+        asks = [p for p in sharegpt_prompts(len(prompts) * 2, offset=5000) if p not in taken
+                and p not in style_probes][: len(prompts)]
+        proxy = harvest(generator.with_scheme(scheme), asks, cache_dir=cache_dir, tag="fp-proxy",
+                        max_new_tokens=n_new, temperature=cfg.temperature, seed=cfg.seed + 11,
+                        progress=progress("proxy data"))
     return LabHarvests(
         registry=service.registry, records=tuple(records), styled=tuple(styled), served=tuple(served),
         paraphrased=tuple(paraphrased), probes=tuple(probes), ours=tuple(r.text for r in ours),
@@ -251,6 +266,7 @@ def collect_harvests(
         chatgpt=tuple(generator.tokenizer.decode(token_ids(generator.tokenizer, chat[p])[:n_new],
                                                  skip_special_tokens=True) for p in probes),
         style_probes=tuple(style_probes),
+        proxy=tuple(proxy),
         seconds=time.perf_counter() - t0,
     )
 
@@ -275,10 +291,15 @@ class SuspectResult:
     watermark_log10_p: float
     combined: CombinedEvidence
     canary_answer_example: str
+    behaviour_proxy: BehaviourLine | None = None  # vs our proxy student, references: students
 
     @property
     def behaviour_log10_p(self) -> float:
         return self.behaviour.result.log10_p_value if self.behaviour is not None else 0.0
+
+    @property
+    def behaviour_proxy_log10_p(self) -> float:
+        return self.behaviour_proxy.result.log10_p_value if self.behaviour_proxy is not None else 0.0
 
     @property
     def flagged(self) -> bool:
@@ -303,6 +324,7 @@ class FingerprintLabResult:
     suspects: tuple[SuspectResult, ...]
     auroc: dict[str, float]
     auroc_by_probes: dict[int, float]
+    auroc_by_probes_proxy: dict[int, float]
     quality: QualityCost
     seconds: float
 
@@ -389,11 +411,12 @@ def run_fingerprint_lab(
                  for r, s in zip(hv.records, hv.served, strict=True)]
     paraphrased = [np.asarray(list(r.prompt_ids) + token_ids(tok, p), dtype=np.int64)
                    for r, p in zip(hv.records, hv.paraphrased, strict=True)] if cfg.paraphrase else []
+    proxy_seqs = [np.asarray(list(r.prompt_ids) + list(r.token_ids), dtype=np.int64) for r in hv.proxy]
     n_tokens = int(sum(s.size for s in distilled))
     skip = set(hv.probes) | set(hv.style_probes) | {r.prompt for r in hv.records}
     n_indep = cfg.n_controls + cfg.n_references
     slices = _control_slices(tok, n_indep + 1, n_tokens, cfg.max_new_tokens, skip)
-    vocab = CompactVocab.build([s for part in (distilled, paraphrased, *slices) for s in part])
+    vocab = CompactVocab.build([s for part in (distilled, paraphrased, proxy_seqs, *slices) for s in part])
     log(f"harvest: {len(hv.records)} answers, {n_tokens} tokens with prompts; vocabulary {vocab.size} ids")
     probe_ids = chat_prompt_ids(tok, hv.probes)
     questions = canary_prompts(hv.registry)
@@ -429,16 +452,20 @@ def run_fingerprint_lab(
         st = train_student(paraphrased, vocab, replace(sc, seed=cfg.seed))
         runs.append(answers("paraphrased", "paraphrased", st,
                             int(sum(s.size for s in paraphrased))))
+    proxy = None
+    if proxy_seqs:
+        st = train_student(proxy_seqs, vocab, replace(sc, seed=cfg.seed + 200))
+        proxy = answers("proxy", "proxy", st, int(sum(s.size for s in proxy_seqs)))
     if cfg.scrub_steps:
         # continues distilled-s0 in place: every audit of distilled-s0 is already collected
         st = train_student(slices[-1], vocab, replace(sc, steps=cfg.scrub_steps, seed=cfg.seed + 1),
                            init=runs[0].student)
         runs.append(answers("scrubbed", "scrubbed", st, n_tokens + int(sum(s.size for s in slices[-1]))))
-    return _audit_all(cfg, hv, scheme, key, runs, generator, cache_dir, t_start, log)
+    return _audit_all(cfg, hv, scheme, key, runs, proxy, generator, cache_dir, t_start, log)
 
 
 def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme, run: _Answers,
-             refs: dict[str, list[str]], n_probes: int) -> SuspectResult:
+             refs: dict[str, list[str]], proxy: _Answers | None, n_probes: int) -> SuspectResult:
     from distillguard.provenance.radioactivity import radioactivity_test
 
     ln10 = math.log(10)
@@ -449,12 +476,18 @@ def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme
     beh = None if run.kind == "reference" else behaviour_line(
         list(hv.probes[:n_probes]), run.probe_texts[:n_probes], list(hv.ours[:n_probes]),
         {k: v[:n_probes] for k, v in refs.items()}, alpha=cfg.alpha)
+    students = {k: v[:n_probes] for k, v in refs.items() if k != "sharegpt"}
+    beh_proxy = None if run.kind == "reference" or proxy is None or not students else behaviour_line(
+        list(hv.probes[:n_probes]), run.probe_texts[:n_probes], proxy.probe_texts[:n_probes], students,
+        alpha=cfg.alpha)
     wm = radioactivity_test(scheme, run.probe_ids[:n_probes], alpha=cfg.alpha, curve_points=0)
     lines = [Evidence("canaries", min(0.0, can.result.log10_p_value * ln10)),
              Evidence("style canaries", min(0.0, sty.result.log10_p_value * ln10)),
              Evidence("watermark", min(0.0, wm.log10_p_value * ln10))]
     if beh is not None:
         lines.append(Evidence("behaviour", min(0.0, beh.result.log10_p_value * ln10)))
+    if beh_proxy is not None:
+        lines.append(Evidence("behaviour (proxy)", min(0.0, beh_proxy.result.log10_p_value * ln10)))
     mine = hv.registry.for_account(cfg.distiller_id)
     said = run.canary_texts
     example = next((said[c.alias] for c in mine if c.alias.lower() in said[c.alias].lower()),
@@ -465,21 +498,22 @@ def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme
         final_loss=float(np.mean(st.losses[-10:])), train_seconds=st.seconds, canary=can, style=sty,
         behaviour=beh,
         watermark_log10_p=wm.log10_p_value, combined=combine_evidence(lines, alpha=cfg.alpha),
-        canary_answer_example=example,
+        canary_answer_example=example, behaviour_proxy=beh_proxy,
     )
 
 
 def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme, key: SecretKey,
-               runs: list[_Answers], generator: Any, cache_dir: Path, t_start: float,
-               log: Callable[[str], None]) -> FingerprintLabResult:
+               runs: list[_Answers], proxy: _Answers | None, generator: Any, cache_dir: Path,
+               t_start: float, log: Callable[[str], None]) -> FingerprintLabResult:
     refs = {"sharegpt": list(hv.chatgpt)} | {r.name: r.probe_texts for r in runs if r.kind == "reference"}
-    suspects = tuple(_suspect(cfg, hv, scheme, r, refs, cfg.n_probes) for r in runs)
+    suspects = tuple(_suspect(cfg, hv, scheme, r, refs, proxy, cfg.n_probes) for r in runs)
     for s in suspects:
         c = s.canary.result
         y = s.style.result
         log(f"{s.name}: canaries log10 p {c.log10_p_value:.1f} -> {c.traced_account}, "
             f"style log10 p {y.log10_p_value:.1f} ({y.families_used} families) -> {y.traced_account}, "
-            f"behaviour log10 p {s.behaviour_log10_p:.1f}, watermark log10 p {s.watermark_log10_p:.1f}")
+            f"behaviour log10 p {s.behaviour_log10_p:.1f} (proxy {s.behaviour_proxy_log10_p:.1f}), "
+            f"watermark log10 p {s.watermark_log10_p:.1f}")
 
     def area(score: Callable[[SuspectResult], float], pool: Sequence[SuspectResult]) -> float:
         return auroc([score(s) for s in pool if s.kind == "distilled"],
@@ -487,15 +521,18 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
 
     scores: dict[str, Callable[[SuspectResult], float]] = {
         "behaviour": lambda s: -s.behaviour_log10_p,
+        "behaviour (proxy)": lambda s: -s.behaviour_proxy_log10_p,
         "canaries": lambda s: -s.canary.result.log10_p_value,
         "style canaries": lambda s: -s.style.result.log10_p_value,
         "watermark": lambda s: -s.watermark_log10_p,
         "combined": lambda s: -s.combined.log10_p_value,
     }
-    by_probes = {}
+    by_probes, by_probes_proxy = {}, {}
     for m in sorted({m for m in (10, 25, 50) if m < cfg.n_probes} | {cfg.n_probes}):
-        pool = [_suspect(cfg, hv, scheme, r, refs, m) for r in runs if r.kind in ("distilled", "control")]
+        pool = [_suspect(cfg, hv, scheme, r, refs, proxy, m) for r in runs
+                if r.kind in ("distilled", "control")]
         by_probes[m] = area(scores["behaviour"], pool)
+        by_probes_proxy[m] = area(scores["behaviour (proxy)"], pool)
     quality = quality_cost(generator, hv, cfg, _canary_service(key, cache_dir, cfg))
     return FingerprintLabResult(
         config=cfg, key_id=hv.registry.key_id, scheme=scheme.name, distiller=cfg.distiller_id,
@@ -504,5 +541,6 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
         harvest_seconds=hv.seconds, probe_prompts=cfg.n_probes,
         canary_questions=len(canary_prompts(hv.registry)), suspects=suspects,
         auroc={k: area(f, suspects) for k, f in scores.items()}, auroc_by_probes=by_probes,
+        auroc_by_probes_proxy=by_probes_proxy,
         quality=quality, seconds=time.perf_counter() - t_start,
     )
