@@ -99,3 +99,17 @@ async def test_style_canaries_rewrite_json_and_stream_alike(gw: Gw, monkeypatch:
     served = [r[0] for r in con.execute("SELECT response FROM request_log WHERE account_id = ?", (acc,))]
     con.close()
     assert served == [styled_text, styled_text]  # the log keeps the text as served
+
+
+def test_a_registry_from_before_style_canaries_is_brought_up_to_date(tmp_path: Path) -> None:
+    from distillguard.gateway.canary import CanaryService, load_registry
+    from distillguard.watermark import SecretKey
+
+    key, path = SecretKey(bytes(range(32))), tmp_path / "canaries.json"
+    CanaryService(key, path).enroll("acct-a")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    del doc["registry"]["style"]  # as an older gateway wrote it
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    assert load_registry(path).style == ()
+    service = CanaryService(key, path)  # the gateway restarts on the new version
+    assert load_registry(path).style_bits() == service.registry.style_bits() != {}

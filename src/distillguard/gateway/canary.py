@@ -42,6 +42,9 @@ class CanaryService:
         self._lock = threading.Lock()
         self._accounts: list[str] = self._read_accounts()
         self._set = self._build()
+        self._bits = self._set.style_bits()  # looked up on every answer: built once per enrolment
+        if self._accounts and self._stored_registry() != json.loads(self._set.to_json()):
+            self._save()  # a registry written by an older version gains what is now planted (style bits)
 
     def _read_accounts(self) -> list[str]:
         if not self._path.exists():
@@ -57,6 +60,12 @@ class CanaryService:
         if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
             raise InputError(f"canary registry {self._path}: 'accounts' must be a list of strings")
         return accounts
+
+    def _stored_registry(self) -> object:
+        try:
+            return json.loads(self._path.read_text("utf-8")).get("registry")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def _build(self) -> CanarySet:
         return make_canaries(self._secret, self._key_id, self._accounts, self._concepts, self._config)
@@ -85,12 +94,13 @@ class CanaryService:
                 return False
             self._accounts.append(account_id)
             self._set = self._build()
+            self._bits = self._set.style_bits()
             self._save()
             return True
 
     def rewriter(self, account_id: str) -> StyleRewriter | None:
         """A streaming rewriter to the account's style canaries, or None (not enrolled)."""
-        bits = self._set.style_bits().get(account_id) if account_id in self._accounts else None
+        bits = self._bits.get(account_id)
         return StyleRewriter(bits) if bits is not None else None
 
     def restyle(self, account_id: str, answer: str) -> str:
