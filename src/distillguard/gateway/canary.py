@@ -23,7 +23,7 @@ from pathlib import Path
 from distillguard.errors import InputError
 from distillguard.fingerprint.canaries import CanaryConfig, CanarySet, make_canaries
 from distillguard.fingerprint.concepts import default_concepts
-from distillguard.fingerprint.style import StyleRewriter
+from distillguard.fingerprint.style import StyleRewriter, rewrite_style
 from distillguard.watermark.keys import SecretKey
 
 __all__ = ["CanaryService", "load_registry"]
@@ -41,8 +41,7 @@ class CanaryService:
         self._config = config or CanaryConfig()
         self._lock = threading.Lock()
         self._accounts: list[str] = self._read_accounts()
-        self._set = self._build()
-        self._bits = self._set.style_bits()  # looked up on every answer: built once per enrolment
+        self._rebuild()
         if self._accounts and self._stored_registry() != json.loads(self._set.to_json()):
             self._save()  # a registry written by an older version gains what is now planted (style bits)
 
@@ -67,8 +66,9 @@ class CanaryService:
         except (OSError, ValueError, AttributeError):
             return None
 
-    def _build(self) -> CanarySet:
-        return make_canaries(self._secret, self._key_id, self._accounts, self._concepts, self._config)
+    def _rebuild(self) -> None:
+        self._set = make_canaries(self._secret, self._key_id, self._accounts, self._concepts, self._config)
+        self._bits = self._set.style_bits()  # looked up on every answer: built once per enrolment
 
     def _save(self) -> None:
         doc = {"key_id": self._key_id, "accounts": self._accounts,
@@ -93,8 +93,7 @@ class CanaryService:
             if account_id in self._accounts:
                 return False
             self._accounts.append(account_id)
-            self._set = self._build()
-            self._bits = self._set.style_bits()
+            self._rebuild()
             self._save()
             return True
 
@@ -105,8 +104,8 @@ class CanaryService:
 
     def restyle(self, account_id: str, answer: str) -> str:
         """The answer in the account's style-canary spelling (unchanged when not enrolled)."""
-        rw = self.rewriter(account_id)
-        return answer if rw is None else rw.feed(answer) + rw.finish()
+        bits = self._bits.get(account_id)
+        return answer if bits is None else rewrite_style(answer, bits)
 
     def mark(self, account_id: str, prompt: str, answer: str) -> str | None:
         """The canary sentence to append to this answer, or None (not enrolled / no concept)."""
