@@ -127,7 +127,13 @@ class _Evidence:
     """Per-(chunk, colour) evidence and per-chunk tuple counts for one key."""
 
     def __init__(
-        self, scheme: WatermarkScheme, key: SecretKey, answers: Sequence[Any], dedup: bool, min_count: int = 1
+        self,
+        scheme: WatermarkScheme,
+        key: SecretKey,
+        answers: Sequence[Any],
+        dedup: bool,
+        min_count: int = 1,
+        raw: ScoredTuples | None = None,
     ) -> None:
         if not isinstance(scheme, (KGW, Gumbel)) or not scheme.payload_mode:
             raise ConfigError(
@@ -142,7 +148,9 @@ class _Evidence:
         if min_count == 1:
             self.tuples = collect_tuples(scheme, key, answers, dedup=dedup).tuples
         else:
-            self.tuples = _frequent(collect_tuples(scheme, key, answers, dedup=False).tuples, min_count)
+            if raw is None:  # every tuple, repeats kept (the min_count ladder passes it in once)
+                raw = collect_tuples(scheme, key, answers, dedup=False).tuples
+            self.tuples = _frequent(raw, min_count)
         r, L = self.codec.n_colors, self.codec.n_chunks
         chunk = bucket(self.tuples.ctx, L)
         self.n_chunk = np.bincount(chunk, minlength=L).astype(np.int64)
@@ -332,6 +340,12 @@ def trace_accounts(
     key = scheme.keyring.primary  # type: ignore[attr-defined]
     ev = _Evidence(scheme, key, answers, dedup, min_count)
     msgs = _encode_many(ev.codec, _candidate_ids(key, ev.codec, candidates))
+    return _trace(ev, msgs, candidates, alpha=alpha, max_named=max_named, top=top, min_count=min_count)
+
+
+def _trace(ev: _Evidence, msgs: np.ndarray, candidates: Sequence[int | str], *, alpha: float,
+           max_named: int, top: int, min_count: int) -> AccountTrace:
+    """The step-down naming of :func:`trace_accounts` on evidence and candidate messages."""
     n_cand = len(candidates)
     log_p = ev.log_p(msgs)
     holm = stats.holm_log(log_p)
@@ -379,7 +393,7 @@ def trace_accounts(
         verdict=verdict,
         named=tuple(candidates[i] for i in kept),
         inseparable=tuple(candidates[i] for i in sorted(tied, key=lambda i: log_p[i])),
-        key_id=key.key_id,
+        key_id=ev.key.key_id,
         n_candidates=n_cand,
         n_scored=ev.tuples.n,
         alpha=alpha,
@@ -407,8 +421,14 @@ def _trace_ladder(
     names anyone (a rung that names an account alone outweighs one that could not separate).
     """
     rungs = len(MIN_COUNT_LADDER)
-    runs = {m: trace_accounts(scheme, answers, candidates, alpha=alpha / rungs, dedup=dedup, min_count=m,
-                              max_named=max_named, top=top) for m in MIN_COUNT_LADDER}
+    key = scheme.keyring.primary  # type: ignore[attr-defined]
+    # tuples and candidate messages depend on the key and the answers, not on the rung: made once
+    raw = collect_tuples(scheme, key, answers, dedup=False).tuples if dedup else None
+    evidence = {m: _Evidence(scheme, key, answers, dedup, m, raw=raw) for m in MIN_COUNT_LADDER}
+    codec = evidence[MIN_COUNT_LADDER[0]].codec
+    msgs = _encode_many(codec, _candidate_ids(key, codec, candidates))
+    runs = {m: _trace(ev, msgs, candidates, alpha=alpha / rungs, max_named=max_named, top=top, min_count=m)
+            for m, ev in evidence.items()}
     named = tuple(dict.fromkeys(a for t in runs.values() for a in t.named))
     inseparable = () if named else tuple(dict.fromkeys(a for t in runs.values() for a in t.inseparable))
     verdict = ("single" if len(named) == 1 else "several" if named else
