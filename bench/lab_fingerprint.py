@@ -140,7 +140,7 @@ def render(res: FingerprintLabResult) -> str:
         f"Canary registry: {cfg.accounts} accounts in canary mode ({cfg.canary.per_account} canaries each, "
         f"{cfg.canary.decoys} decoys; gateway `CanaryService`, key id `{res.key_id}`); the extraction "
         f"account `{res.distiller}` (its answers restyled to its style-canary bits, "
-        f"{len(style_families())} spelling/contraction families) sends a topic sweep "
+        f"{len(style_families())} spelling/contraction/list-marker families) sends a topic sweep "
         f"({cfg.sweep_repeats} question per concept of the "
         f"packaged list) plus {cfg.n_sharegpt} ShareGPT prompts: {res.harvest_answers} answers by "
         f"SmolLM2-135M-Instruct, watermarked (`{res.scheme}`), ≤ {cfg.max_new_tokens} new tokens, "

@@ -23,14 +23,16 @@ TEXT = (
     "The color of it is nice. It is. I don't know, isn't it? Don't you think? It's been a while. "
     "We will organize the center's colors.\n```python\ncolor = 'gray'\nit is\n```\n"
     "Use `color` and obj.color and color_map. I am sure it's analyzed. Cannot. cannot do that. "
-    "COLOR IS IT. 50 percent of behavioral judgment."
+    "COLOR IS IT. 50 percent of behavioral judgment.\nSteps:\n1. Organize it.\n  2) Color it\n"
+    "- the gray one\n  * nested **bold** item\n* * *\n---\n-5 degrees\n- \n"
 )
+LIST_KEPT = "```\n- code\n1. code\n```\n* * *\n- - -\n---\n-5 and -x\n- \n1.5 m\n2023. Year\na - b * c\n**x**"
 
 
 def test_lexicon_forms_belong_to_one_family() -> None:
     seen: dict[str, str] = {}
     for fam in default_families():
-        assert fam.kind in ("spelling", "contraction")
+        assert fam.kind in ("spelling", "contraction", "mark")
         for a, b in fam.forms:
             assert a != b
             for form in (a, b):
@@ -38,15 +40,37 @@ def test_lexicon_forms_belong_to_one_family() -> None:
 
 
 def test_rewrite_to_each_variant() -> None:
-    uk = rewrite_style(TEXT, UK)
-    assert "The colour of it's nice. It is." in uk            # "as it is." cannot contract
-    assert "Don't you think? It's been" in uk                 # nothing to expand into
-    assert "We'll organise the center's colours." in uk       # possessive left alone
-    assert "I'm sure it's analysed." in uk and "Cannot. can't do that." in uk
+    uk = rewrite_style(TEXT, UK)  # variant 1 also means typographic apostrophes
+    assert "The colour of it’s nice. It is." in uk            # "as it is." cannot contract
+    assert "Don’t you think? It’s been" in uk                 # nothing to expand into
+    assert "We’ll organise the center’s colours." in uk       # possessive keeps its -er
+    assert "I’m sure it’s analysed." in uk and "Cannot. can’t do that." in uk
     assert "COLOUR IS IT. 50 per cent of behavioural judgement." in uk
     us = rewrite_style(TEXT, US)
     assert "I do not know, isn't it? Don't you think? It's been a while." in us  # no "is not it"
     assert "I am sure it is analyzed." in us
+
+
+def test_list_markers_to_each_variant() -> None:
+    uk, us = rewrite_style(TEXT, UK), rewrite_style(TEXT, US)
+    assert "Steps:\n1) Organise it.\n  2) Colour it\n* the grey one\n  * nested **bold** item\n* * *\n" in uk
+    assert "Steps:\n1. Organize it.\n  2. Color it\n- the gray one\n  - nested **bold** item\n* * *\n" in us
+    assert uk.endswith("---\n-5 degrees\n- \n") and us.endswith("---\n-5 degrees\n- \n")
+    assert rewrite_style("- first word", UK) == "* first word"  # the item's text is the next word
+
+
+def test_apostrophes_between_letters_only() -> None:
+    text = "It's the students' 'best' rock 'n' roll, isn’t it? `it's` x'y"
+    assert rewrite_style(text, UK) == "It’s the students' 'best' rock 'n' roll, isn’t it? `it's` x’y"
+    assert rewrite_style(text, US) == "It is the students' 'best' rock 'n' roll, isn't it? `it's` x'y"
+    counts = count_style([text])
+    assert (counts.n0[-1], counts.n1[-1]) == (2, 1)
+
+
+def test_what_is_not_a_list_marker_is_untouched() -> None:
+    for bits in (US, UK):
+        assert rewrite_style(LIST_KEPT, bits) == LIST_KEPT
+    assert count_style([LIST_KEPT]).families_used == 0
 
 
 def test_code_identifiers_and_paths_untouched() -> None:
@@ -77,7 +101,7 @@ def test_streaming_holds_back_little() -> None:
     rw = StyleRewriter(UK)
     assert rw.feed("One two three four ") == "One two three four"  # trailing gap waits
     assert rw.feed("it ") == " "       # "it" may start "it is": held
-    assert rw.feed("is fine ") == "it's fine"
+    assert rw.feed("is fine ") == "it\u2019s fine"
     assert rw.finish() == " "
 
 
@@ -94,7 +118,8 @@ def test_bits_are_keyed_and_balanced() -> None:
 def test_count_style_counts_what_rewrite_touches() -> None:
     uk, us = count_style([rewrite_style(TEXT, UK)]), count_style([rewrite_style(TEXT, US)])
     assert sum(uk.n0) == 0 and sum(us.n1) == 0      # every counted occurrence was rewritten
-    assert uk.families_used > 5 and uk.n1 == us.n0  # and the same occurrences are counted
+    # the same occurrences are counted (but apostrophes: contracting makes more of them)
+    assert uk.families_used > 5 and uk.n1[:-1] == us.n0[:-1] and uk.n1[-1] > us.n0[-1] > 0
 
 
 def _distilled_text(bits: str, rng: np.random.Generator, n: int, learn: float) -> list[str]:

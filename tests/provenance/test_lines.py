@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,8 +11,9 @@ import pytest
 from distillguard.data.corpora import Conversation
 from distillguard.errors import ConfigError, InputError
 from distillguard.fingerprint.canaries import CanaryConfig, make_canaries
+from distillguard.fingerprint.style import rewrite_style
 from distillguard.provenance import build_report, radioactivity_test
-from distillguard.provenance.lines import behaviour_line, canary_line, canary_prompts
+from distillguard.provenance.lines import behaviour_line, canary_line, canary_prompts, style_line
 from distillguard.provenance.probes import behaviour_prompts, sharegpt_answers
 from distillguard.watermark import SecretKey
 
@@ -36,6 +38,23 @@ def test_canary_line_counts_distinct_questions_and_rejects_foreign_answers(regis
         canary_line(registry, {"Notanalias": "x"})
     with pytest.raises(ConfigError):
         canary_line(registry, answers, alpha=0.0)
+
+
+def test_style_line_reads_a_registry_from_an_older_lexicon(registry) -> None:
+    # A registry saved when the lexicon had fewer families: its bits are the account's choices for
+    # the first families (the lexicon only grows at the end), and the line tests those.
+    bits = registry.style_bits()
+    text = ("Colour, organise, analyse, centre, travelled, defence, grey, it's, don't, we're, "
+            "behaviour, favourite, catalogue. ") * 3
+    answers = [rewrite_style(text, bits["a2"])] * 5
+    full = style_line(registry, answers, alpha=0.01)
+    older = replace(registry, style=tuple((a, b[:-3]) for a, b in registry.style))
+    old = style_line(older, answers, alpha=0.01)
+    assert old.result.traced_account == full.result.traced_account == "a2"
+    # the older registry has no apostrophe family (the text has no list)
+    assert old.result.families_used == full.result.families_used - 1
+    with pytest.raises(InputError, match="cover 1 families"):
+        style_line(replace(registry, style=(("a1", "1"), ("a2", bits["a2"]))), answers)
 
 
 def test_behaviour_line_reports_signal_prompts_and_checks_lengths() -> None:

@@ -4,8 +4,8 @@
   flagged accounts, the probe set that later asks a suspect about them, and the exact test of
   whether a suspect learned them (and from which account).
 - :mod:`~distillguard.fingerprint.style` — style canaries: each account's keyed choice of
-  spelling and contractions, the (streaming) rewriter that serves it and the exact test that
-  finds it in a suspect's text; the families live in
+  spelling, contractions and list markers, the (streaming) rewriter that serves it and the
+  exact test that finds it in a suspect's text; the families live in
   :mod:`~distillguard.fingerprint.style_lexicon`.
 - :mod:`~distillguard.fingerprint.behavioural` — a black-box provenance test: is the suspect's
   behaviour closer to our model than to independent reference models, beyond chance?

@@ -2,7 +2,7 @@
 
 Two kinds of canary are planted in the answers of an account in canary mode: the *alias*
 canaries below, and *style* canaries (:mod:`distillguard.fingerprint.style`: the account's
-keyed choice of spelling and contractions, which the registry records as ``style`` bits).
+keyed choice of spelling, contractions and list markers, which the registry records as ``style`` bits).
 
 A canary is an *invented alias* for a real concept — "binary search (sometimes called the
 Torvalen method)". The alias is a pronounceable pseudo-word derived from the secret key and the
@@ -110,7 +110,7 @@ class CanarySet:
 
     key_id: str
     canaries: tuple[Canary, ...]
-    # (account, its style-canary bits): the keyed spelling/contraction choices its answers are
+    # (account, its style-canary bits): the keyed spelling/contraction/list-marker choices its answers are
     # rewritten to (:mod:`distillguard.fingerprint.style`). Empty in registries made before.
     style: tuple[tuple[str, str], ...] = ()
 

@@ -2,8 +2,9 @@
 
 Every account in canary mode gets one secret bit per style family
 (:mod:`~distillguard.fingerprint.style_lexicon`): American or British spelling, contracted or
-full forms. Its answers are rewritten to those choices — ``colour`` but ``organize``, ``don't``
-but ``it is`` — which changes no meaning. A student trained on the harvest learns the mix.
+full forms, ``-`` or ``*`` bullets, ``1.`` or ``1)`` item numbers, straight or typographic
+apostrophes. Its answers are rewritten to those choices — ``colour`` but ``organize``, ``don’t``
+but ``it is``, ``* item`` — which changes no meaning. A student trained on the harvest learns the mix.
 
 The test needs no base rate and no reference model. The bits are drawn uniformly and
 independently from the key, so for a suspect that never saw the account's answers the bits are
@@ -17,7 +18,8 @@ best one with every family agreeing being 2^-m for m families observed.
 The scanner is one piece of code for serving and testing: :class:`StyleRewriter` rewrites a
 stream chunk by chunk (holding back at most the last two words, which a contraction may need),
 :func:`count_style` counts the same occurrences in a suspect's text. Code (fenced blocks and
-inline backticks) and words glued to identifiers, paths or numbers are never touched.
+inline backticks) and words glued to identifiers, paths or numbers are never touched; list
+markers are the non-word text between two words, rewritten when that gap is consumed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ from functools import cache
 import numpy as np
 
 from distillguard.errors import ConfigError, InputError
-from distillguard.fingerprint.style_lexicon import StyleFamily, default_families
+from distillguard.fingerprint.style_lexicon import (
+    MARK_APOSTROPHE,
+    MARK_BULLET,
+    MARK_NUMBERED,
+    StyleFamily,
+    default_families,
+)
 from distillguard.stats import holm_log
 
 __all__ = [
@@ -54,6 +62,12 @@ _GLUE_BEFORE = frozenset("_/\\@#$%&=<>*+|")
 _GLUE_AFTER = frozenset("_/\\@#$%&=<>*+|([{")
 _SUBJECTS = frozenset({"i", "you", "we", "they", "he", "she", "it", "there", "that", "this", "one"})
 _HAS_NOT_IS = frozenset({"been", "got", "gotten", "had"})  # "it's been" is "it has", not "it is"
+# A list item at the start of a line: bullet "-"/"*" or item number with "."/")", then a space.
+# Deeper than 8 columns it is an indented code block, not a list, whatever a renderer does.
+_LIST_ITEM = re.compile(r"[ \t]{0,8}(?:([-*])|\d{1,2}([.)]))[ \t]+")
+# "* * *" and "- - -" are thematic breaks (horizontal rules), not list items.
+_THEMATIC_BREAK = re.compile(r"[ \t]*([-*_])(?:[ \t]*\1){2,}[ \t]*")
+_IN_WORD_APOSTROPHE = re.compile(r"(?<=[A-Za-z])['\u2019](?=[A-Za-z])")
 
 
 def style_bits(secret: bytes, account_id: str,
@@ -87,7 +101,11 @@ class _Index:
         self.families = tuple(families)
         self.single: dict[str, _Form] = {}
         self.multi: dict[str, list[_Form]] = {}
+        self.marks: dict[str, int] = {}    # one-character mark family id → its index
         for k, fam in enumerate(self.families):
+            if fam.kind == "mark":
+                self.marks[fam.family_id] = k
+                continue
             contraction = fam.kind == "contraction"
             for pair in fam.forms:
                 for v in (0, 1):
@@ -153,9 +171,9 @@ class _Scanner:
         i = 0
         while i < len(words):
             s, e = words[i]
-            if e == len(text) and not final:
+            if _may_go_on(text, e, final):
                 break  # the word may go on in the next chunk
-            self._gap(text[pos:s], out)
+            self._gap(text[pos:s], out, on_match, word_follows=True)
             pos = s
             taken = self._word(text, words, i, final, on_match, out)
             if taken is None:
@@ -166,19 +184,25 @@ class _Scanner:
             self.state.line_blank = False
         else:
             if final:
-                self._gap(text[pos:], out)
+                self._gap(text[pos:], out, on_match, word_follows=False)
                 pos = len(text)
         return "".join(out), pos
 
-    def _gap(self, gap: str, out: list[str]) -> None:
+    def _gap(self, gap: str, out: list[str], on_match: _OnMatch, *, word_follows: bool) -> None:
+        """Consume the text between two words: track code, rewrite list markers at line starts."""
         st = self.state
         last = 0
+        edits: list[tuple[int, str]] = []
+        if st.line_blank and not st.fence:  # only at the very start of the text
+            self._list_marker(gap, 0, word_follows, on_match, edits)
         for m in _FENCE_OR_NEWLINE.finditer(gap):
             if gap[last:m.start()].strip():
                 st.line_blank = False
             run = m.group()
             if run == "\n":
                 st.line_blank, st.inline = True, 0
+                if not st.fence:
+                    self._list_marker(gap, m.end(), word_follows, on_match, edits)
             elif len(run) >= 3 and st.line_blank and not st.inline:
                 if not st.fence:
                     st.fence = run
@@ -193,9 +217,34 @@ class _Scanner:
             last = m.end()
         if gap[last:].strip():
             st.line_blank = False
+        for at, marker in reversed(edits):
+            gap = gap[:at] + marker + gap[at + 1:]
         out.append(gap)
         if gap:
             st.before = (st.before + gap)[-2:]
+
+    def _list_marker(self, gap: str, start: int, word_follows: bool, on_match: _OnMatch,
+                     edits: list[tuple[int, str]]) -> None:
+        """A Markdown list item starting at ``gap[start]``: count or swap its marker."""
+        m = _LIST_ITEM.match(gap, start)
+        if m is None:
+            return
+        newline = gap.find("\n", m.end())
+        line_end = len(gap) if newline < 0 else newline
+        if newline < 0 and word_follows:
+            pass  # the item's text is the next word: a list item, not a rule
+        elif not gap[m.end():line_end].strip() or _THEMATIC_BREAK.fullmatch(gap, start, line_end):
+            return  # an empty item or a horizontal rule: nothing a renderer would call a list
+        bullet = m.group(1) is not None
+        family = self.index.marks.get(MARK_BULLET if bullet else MARK_NUMBERED)
+        if family is None:
+            return
+        at = m.start(1) if bullet else m.start(2)
+        forms = self.index.families[family].forms[0]
+        variant = forms.index(gap[at])
+        replaced = on_match(family, variant, forms[1 - variant])
+        if replaced is not None:
+            edits.append((at, replaced))
 
     def _glued(self, text: str, e: int) -> bool:
         before = self.state.before  # the gap before the word is consumed by now
@@ -223,7 +272,7 @@ class _Scanner:
         candidates = self.index.multi.get(low, []) if case else []
         single = self.index.single.get(low) if case else None
         if not candidates and single is None:
-            out.append(raw)
+            out.append(self._apostrophes(raw, on_match))
             return 1
         ahead = _next_words(text, words, i, 2, final)
         if ahead is None:
@@ -240,14 +289,28 @@ class _Scanner:
             if self._glued(text, end):
                 continue
             replaced = on_match(form.family, form.variant, _cased(form.other, case or "lower"))
-            out.append(text[s:end] if replaced is None else replaced)
+            out.append(self._apostrophes(text[s:end] if replaced is None else replaced, on_match))
             return n
         if single is not None and _eligible(single, low, ahead):
             replaced = on_match(single.family, single.variant, _cased(single.other, case or "lower"))
-            out.append(raw if replaced is None else replaced)
+            out.append(self._apostrophes(raw if replaced is None else replaced, on_match))
             return 1
-        out.append(raw)
+        out.append(self._apostrophes(raw, on_match))
         return 1
+
+    def _apostrophes(self, words: str, on_match: _OnMatch) -> str:
+        """Count or swap each apostrophe between two letters (after any contraction rewrite)."""
+        family = self.index.marks.get(MARK_APOSTROPHE)
+        if family is None or ("'" not in words and "\u2019" not in words):
+            return words
+        forms = self.index.families[family].forms[0]
+
+        def swap(m: re.Match[str]) -> str:
+            variant = forms.index(m.group())
+            replaced = on_match(family, variant, forms[1 - variant])
+            return m.group() if replaced is None else replaced
+
+        return _IN_WORD_APOSTROPHE.sub(swap, words)
 
 
 def _eligible(form: _Form, low: str, ahead: Sequence[tuple[str, str]]) -> bool:
@@ -267,10 +330,15 @@ def _next_words(text: str, words: list[tuple[int, int]], i: int, n: int,
                 return None  # only spaces so far: the next word may still come
             break
         s, e = words[j]
-        if e == len(text) and not final:
+        if _may_go_on(text, e, final):
             return None
         got.append((text[words[j - 1][1]:s], text[s:e]))
     return got
+
+
+def _may_go_on(text: str, end: int, final: bool) -> bool:
+    """Whether a word ending at ``end`` may continue in the next chunk ("isn" + "'" + "t")."""
+    return not final and (end == len(text) or (end == len(text) - 1 and text[end] in "'\u2019"))
 
 
 def _contractable(ahead: Sequence[tuple[str, str]]) -> bool:

@@ -2,7 +2,10 @@
 
 Each family is one independent choice between two forms that mean exactly the same: American or
 British spelling (``color``/``colour``, ``organize``/``organise``, ``center``/``centre``,
-``traveled``/``travelled``, …) and contracted or full forms (``don't``/``do not``). A family
+``traveled``/``travelled``, …), contracted or full forms (``don't``/``do not``), the two
+Markdown list markers that render as the same list (``- item``/``* item``,
+``1. item``/``1) item``), and the straight or typographic apostrophe inside a word
+(``don't``/``don’t``, ``model's``/``model’s``). A family
 lists every surface form it covers as (variant 0, variant 1) pairs, so ``colors``, ``colored`` and
 ``colorful`` follow the same key bit as ``color``.
 
@@ -13,6 +16,12 @@ whose two spellings mean different things (``meter``, ``practice``/``practise``,
 are only formed where the full form is followed by a word (``as it is.`` stays) and only
 expanded where that stays grammatical (not ``isn't it``, not ``it's been``) — the rules live in
 :mod:`distillguard.fingerprint.style`.
+
+Why the list markers and the apostrophe: a spelling family appears in a few answers out of
+ten, so a small student that learned the style still uses only a quarter of the families in a
+thousand answers, and the test's power is capped by the number of families used. List markers
+and in-word apostrophes (contractions, possessives) appear in most answers of an
+instruction-tuned model, as single characters in fixed places that even a tiny student copies.
 """
 
 from __future__ import annotations
@@ -20,15 +29,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-__all__ = ["StyleFamily", "default_families"]
+__all__ = ["MARK_APOSTROPHE", "MARK_BULLET", "MARK_NUMBERED", "StyleFamily", "default_families"]
 
 
 @dataclass(frozen=True)
 class StyleFamily:
     """One keyed choice: ``forms`` maps each surface form (lower case) of variant 0 to variant 1.
 
-    ``kind`` is ``spelling`` (one word either way) or ``contraction`` (variant 0 is the full
-    form, one or two words; variant 1 the contraction).
+    ``kind`` is ``spelling`` (one word either way), ``contraction`` (variant 0 is the full
+    form, one or two words; variant 1 the contraction) or ``mark`` (one character with a
+    scanner rule of its own, found by ``family_id``: the bullet ``-``/``*`` or the delimiter
+    after an item number ``.``/``)`` of a list item at the start of a line, or an apostrophe
+    between two letters ``'``/``’``).
     """
 
     family_id: str
@@ -158,6 +170,13 @@ _CONTRACTIONS = (
     ("we will", "we'll"), ("it will", "it'll"), ("they will", "they'll"),
 )
 
+# One-character marks. The family ids name the scanner's rule (distillguard.fingerprint.style):
+# Markdown list markers (CommonMark: either form opens the same kind of list) and the apostrophe
+# between two letters (a closing quote after a word is ambiguous with it and stays).
+MARK_BULLET, MARK_NUMBERED, MARK_APOSTROPHE = "markdown-bullet", "markdown-numbered", "apostrophe"
+_MARKS = ((MARK_BULLET, (("-", "*"),)), (MARK_NUMBERED, ((".", ")"),)),
+          (MARK_APOSTROPHE, (("'", "\u2019"),)))
+
 
 def _suffixed(stems: tuple[str, ...], suffixes: tuple[tuple[str, str], ...],
               keep: frozenset[str] | None = None,
@@ -181,4 +200,6 @@ def default_families() -> tuple[StyleFamily, ...]:
     families = [StyleFamily(family_id=fid, kind="spelling", forms=forms) for fid, forms in spelling]
     families += [StyleFamily(family_id=full, kind="contraction", forms=((full, short),))
                  for full, short in _CONTRACTIONS]
+    # Appended last: an account's bits for the older families keep their positions and values.
+    families += [StyleFamily(family_id=fid, kind="mark", forms=forms) for fid, forms in _MARKS]
     return tuple(families)

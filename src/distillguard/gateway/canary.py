@@ -1,8 +1,8 @@
 """Canary mode: answers to flagged accounts carry account-unique, learnable canaries.
 
-Two kinds: the account's style canaries (its keyed spelling and contraction choices; every
-answer is rewritten to them, streamed ones chunk by chunk) and alias canaries (one sentence
-appended to answers that touch one of its canary concepts).
+Two kinds: the account's style canaries (its keyed spelling, contraction and list-marker
+choices; every answer is rewritten to them, streamed ones chunk by chunk) and alias canaries (one
+sentence appended to answers that touch one of its canary concepts).
 
 The registry of served canaries lives in one JSON file next to the store (``canary_registry``)
 so ``distillguard audit --canaries FILE`` can probe a suspect later. Accounts are enrolled when

@@ -24,6 +24,7 @@ from distillguard.errors import InputError
 from distillguard.fingerprint.behavioural import BehaviouralResult, behavioural_test, similarity_table
 from distillguard.fingerprint.canaries import CanaryResult, CanarySet, canary_test
 from distillguard.fingerprint.style import StyleResult, count_style, style_test
+from distillguard.fingerprint.style_lexicon import default_families
 from distillguard.provenance._collect import check_alpha
 
 __all__ = [
@@ -154,7 +155,13 @@ def style_line(registry: CanarySet, answers: Sequence[str], *, alpha: float = 1e
                          "(made by an older gateway): only the alias canaries can be tested.")
     if not answers:
         raise InputError("The style-canary test needs at least one answer of the suspect.")
-    result = style_test(count_style(answers), bits, alpha=alpha)
+    families = default_families()
+    lengths = {len(b) for b in bits.values()}
+    if len(lengths) == 1 and (m := lengths.pop()) < len(families):
+        # Families are only ever appended to the lexicon, so an older registry's bits are the
+        # account's choices for the first m families, served and counted by the same rules.
+        families = families[:m]
+    result = style_test(count_style(answers, families), bits, alpha=alpha, families=families)
     return StyleLine(key_id=registry.key_id, n_answers=len(answers), result=result)
 
 
