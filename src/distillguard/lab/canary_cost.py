@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from distillguard.gateway.canary import CanaryService
     from distillguard.lab.fingerprint_lab import FingerprintLabConfig, LabHarvests
 
-__all__ = ["QualityCost", "quality_cost", "token_ids"]
+__all__ = ["QualityCost", "answer_nll", "quality_cost", "token_ids"]
 
 
 def token_ids(tokenizer: Any, text: str) -> list[int]:
@@ -84,6 +84,16 @@ class QualityCost:
         return math.exp(self.nll_styled - self.nll_unstyled)
 
 
+def answer_nll(generator: Any, head: list[int], text: str) -> np.ndarray:
+    """The generator's per-token negative log-likelihood of ``text`` after the prompt ``head``."""
+    import torch
+
+    ids = torch.tensor([head + token_ids(generator.tokenizer, text)])
+    with torch.inference_mode():
+        logp = torch.log_softmax(generator.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+    return -logp.gather(1, ids[0, 1:, None])[:, 0].numpy()[len(head) - 1:]
+
+
 def quality_cost(
     generator: Any, harvests: LabHarvests, config: FingerprintLabConfig, service: CanaryService
 ) -> QualityCost:
@@ -125,10 +135,7 @@ def quality_cost(
             words.append(rw.changed)
 
     def nll(head: list[int], text: str) -> np.ndarray:
-        """SmolLM2's per-token negative log-likelihood of ``text`` after the prompt ``head``."""
-        ids = torch.tensor([head + token_ids(tok, text)])
-        logp = torch.log_softmax(generator.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
-        return -logp.gather(1, ids[0, 1:, None])[:, 0].numpy()[len(head) - 1:]
+        return answer_nll(generator, head, text)
 
     nll_o, nll_s, nll_c, nll_u, nll_y = [], [], [], [], []
     with torch.inference_mode():
