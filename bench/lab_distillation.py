@@ -111,7 +111,7 @@ def _controls_line(c: ControlsResult, what: str) -> str:
     )
 
 
-def render(res: LabResult, command: str = "") -> str:
+def render(res: LabResult, command: str = "", gen_threads: int = 1) -> str:
     """The benchmarks.md section body for one lab run."""
     cfg = res.config
     marks: list[int | None] = [10, 30, 100, None]
@@ -125,7 +125,7 @@ def render(res: LabResult, command: str = "") -> str:
                     s.name if first else "",
                     f"{s.train_tokens:,}" if first else "",
                     f"{s.watermarked_fraction:.0%}" if first else "",
-                    f"{s.final_loss:.2f}" if first else "",
+                    ("–" if math.isnan(s.final_loss) else f"{s.final_loss:.2f}") if first else "",
                     label,
                     *[_cell(r, m) for m in marks],
                     _p(s.reading.log10_p_value) if first else "",
@@ -161,8 +161,11 @@ def render(res: LabResult, command: str = "") -> str:
             f"{cfg.harvest_temperature}); harvest time {res.harvest_seconds:.0f} s (0 when cached).",
             f"Students: Llama-style, {sc.n_layers} layers, d = {sc.d_model}, "
             f"{res.n_params / 1e6:.2f} M parameters (compact vocabulary of the lab's corpora), "
-            f"{sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens, lr {sc.lr}; scrub = "
-            f"{cfg.scrub_steps} more steps on human text. Suspect queries (answers sampled at T = 0.8, "
+            f"{sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens, lr {sc.lr}; scrubbed-finetuned = "
+            f"{cfg.scrub_steps} more steps on human text; scrubbed-paraphrased = trained on SmolLM2's "
+            "paraphrase (watermark off) of every harvested answer; scrubbed-averaged = every weight the mean "
+            "of the distilled and clean-control students' (same initialisation). Suspect queries "
+            "(answers sampled at T = 0.8, "
             f"≤ {cfg.max_new_tokens} tokens each, tuples de-duplicated over all answers): {cfg.n_queries} "
             f"**held-out** ShareGPT prompts the attacker never sent{logged_desc}. Reading test on "
             f"{cfg.reading_texts} harvest texts (mass statistic, Chernoff bound).",
@@ -171,7 +174,7 @@ def render(res: LabResult, command: str = "") -> str:
             "",
             *[f"{line}  " for line in controls],
             "",
-            *lab_footer(3, targets(res), res.seconds),
+            *lab_footer(3, targets(res), res.seconds, gen_threads),
         ]
     )
 
@@ -187,6 +190,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--scrub-steps", type=int, default=100)
     ap.add_argument("--no-clean", action="store_true", help="skip the watermark-off harvest and its control")
+    ap.add_argument("--no-paraphrase", action="store_true",
+                    help="skip the paraphrase pass and the scrubbed-paraphrased student")
     ap.add_argument(
         "--no-logged", action="store_true", help="skip the audit on the extraction account's logged prompts"
     )
@@ -194,6 +199,7 @@ def main() -> int:
     ap.add_argument("--section", default=None, help="benchmarks.md section name (default by scheme)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for SmolLM2's passes (default 1)")
     args = ap.parse_args()
     from distillguard.model import Generator
 
@@ -204,6 +210,7 @@ def main() -> int:
         n_queries=args.queries,
         scrub_steps=args.scrub_steps,
         clean_harvest=not args.no_clean,
+        paraphrase=not args.no_paraphrase,
         logged_queries=not args.no_logged,
         student=StudentConfig(steps=args.steps),
         students=tuple(args.students.split(",")) if args.students else None,
@@ -220,11 +227,11 @@ def main() -> int:
             scrub_steps=20,
             student=StudentConfig(steps=30),
         )
-    gen = Generator.load(None, num_threads=1)
+    gen = Generator.load(None, num_threads=args.threads)
     res = run_lab(gen, scheme, ROOT / ".cache" / "lab", cfg, log=lambda m: print(m, flush=True))
     out = ROOT / ".cache" / "lab" / f"results-{args.scheme}.json"
     out.write_text(json.dumps(asdict(res), indent=1, default=str))
-    body = render(res, "")
+    body = render(res, "", args.threads)
     print(body)
     if not args.no_write:
         name = args.section or (

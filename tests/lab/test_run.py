@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 pytest.importorskip("torch")
@@ -39,7 +41,13 @@ def test_lab_runs_end_to_end_and_separates_distilled_from_controls(tmp_path) -> 
         "human-control",
         "contaminated-50%",
         "scrubbed-finetuned",
+        "scrubbed-paraphrased",
+        "scrubbed-averaged",
     }
+    # the paraphrase pass runs with the watermark off: the stand-in's "paraphrase" is clean text
+    assert by["scrubbed-paraphrased"].radioactivity.log10_p_value > -3
+    averaged = by["scrubbed-averaged"]
+    assert math.isnan(averaged.final_loss) and averaged.watermarked_fraction == 0.5
     assert by["distilled"].radioactivity.log10_p_value < -4
     assert by["distilled"].reading.log10_p_value < -4
     # the account's logged prompts are at least as strong as held-out ones for the distilled student

@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from distillguard.errors import ConfigError, InputError
-from distillguard.lab.student import CompactVocab, StudentConfig, train_student
+from distillguard.lab.student import CompactVocab, StudentConfig, average_students, train_student
 from distillguard.provenance import radioactivity_test, reading_test
 from distillguard.provenance.simulate import MarkovTeacher
 from distillguard.watermark import KGW, KGWConfig, SecretKey
@@ -33,6 +33,29 @@ def test_student_config_is_validated() -> None:
         StudentConfig(d_model=30, n_heads=4)
     with pytest.raises(ConfigError):
         StudentConfig(steps=0)
+
+
+def test_average_students_mixes_every_weight() -> None:
+    import torch
+
+    rng = np.random.default_rng(3)
+    data = [IDS[rng.integers(0, IDS.size, 40)] for _ in range(40)]
+    vocab = CompactVocab.build(data)
+    cfg = StudentConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, seq_len=32, steps=5, batch_size=4)
+    a = train_student(data, vocab, cfg)
+    b = train_student(data[::-1], vocab, StudentConfig(**{**cfg.__dict__, "seed": 1}))
+    mid = average_students(a, b)
+    for (name, pa), pb, pm in zip(a.model.named_parameters(), b.model.parameters(), mid.model.parameters(),
+                                  strict=True):
+        assert torch.allclose(pm, (pa + pb) / 2), name
+    same = average_students(a, b, weight=1.0)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), same.model.parameters(), strict=True))
+    assert mid.losses == [] and mid.vocab is a.vocab
+    assert len(mid.answer([[int(IDS[0])]], max_new_tokens=4)) == 1
+    with pytest.raises(ConfigError, match="same vocabulary"):
+        average_students(a, train_student(data, CompactVocab.build(data[:3]), cfg))
+    with pytest.raises(ConfigError, match="weight"):
+        average_students(a, b, weight=1.5)
 
 
 @pytest.mark.slow

@@ -40,7 +40,13 @@ from distillguard.fingerprint.canaries import CanaryConfig, CanarySet
 from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
 from distillguard.fingerprint.concepts import default_concepts
 from distillguard.lab.canary_cost import QualityCost, quality_cost, token_ids
-from distillguard.lab.harvest import HarvestRecord, chat_prompt_ids, harvest, sharegpt_prompts
+from distillguard.lab.harvest import (
+    PARAPHRASE_ASK,
+    HarvestRecord,
+    chat_prompt_ids,
+    harvest,
+    sharegpt_prompts,
+)
 from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
 from distillguard.provenance.lines import (
     BehaviourLine,
@@ -72,9 +78,6 @@ SWEEP_TEMPLATES = (
     "What is {c}? Give a short overview.",
     "How does {c} work, and where is it used?",
 )
-PARAPHRASE_ASK = "Paraphrase the following text. Keep its meaning, change the wording.\n\n{text}"
-
-
 @dataclass(frozen=True)
 class FingerprintLabConfig:
     """Sizes of the fingerprint lab (defaults: about 35 minutes on one CPU thread, uncached).

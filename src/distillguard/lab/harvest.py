@@ -17,7 +17,17 @@ from typing import Any
 
 from distillguard.errors import InputError
 
-__all__ = ["HarvestRecord", "chat_prompt_ids", "harvest", "harvest_path", "sharegpt_prompts"]
+__all__ = [
+    "PARAPHRASE_ASK",
+    "HarvestRecord",
+    "chat_prompt_ids",
+    "harvest",
+    "harvest_path",
+    "sharegpt_prompts",
+]
+
+# What an attacker asks a clean model to scrub a harvested answer before training on it.
+PARAPHRASE_ASK = "Paraphrase the following text. Keep its meaning, change the wording.\n\n{text}"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,12 @@ Students, all with the same architecture and training budget (:class:`StudentCon
 - ``human-control`` — ShareGPT's human/ChatGPT conversations (text we never generated);
 - ``contaminated-X%`` — a fixed-size corpus of human text in which X% of the tokens are replaced
   by watermarked harvest;
-- ``scrubbed-finetuned`` — the distilled student, further fine-tuned on human text.
+- ``scrubbed-finetuned`` — the distilled student, further fine-tuned on human text;
+- ``scrubbed-paraphrased`` — trained on the harvest after SmolLM2 (watermark off) paraphrased
+  every answer, the attacker's cheapest scrub;
+- ``scrubbed-averaged`` — every weight the mean of the distilled and the clean-control
+  student's (both start from the same initialisation): a model soup that halves what was
+  learned from the harvest.
 
 Each student is audited black-box on two query sets, and read on watermarked harvest texts
 (open-model audit):
@@ -26,6 +31,7 @@ Null controls under never-used keys are run on the distilled student's answers t
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,8 +41,14 @@ from typing import Any
 import numpy as np
 
 from distillguard.errors import ConfigError
-from distillguard.lab.harvest import HarvestRecord, chat_prompt_ids, harvest, sharegpt_prompts
-from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
+from distillguard.lab.harvest import (
+    PARAPHRASE_ASK,
+    HarvestRecord,
+    chat_prompt_ids,
+    harvest,
+    sharegpt_prompts,
+)
+from distillguard.lab.student import CompactVocab, Student, StudentConfig, average_students, train_student
 from distillguard.provenance.controls import ControlsResult, null_controls
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingResult, reading_test
@@ -66,6 +78,7 @@ class LabConfig:
     scrub_steps: int = 100
     reading_texts: int = 80
     clean_harvest: bool = True
+    paraphrase: bool = True  # one more SmolLM2 pass: paraphrase every harvested answer
     n_controls: int = 100
     students: tuple[str, ...] | None = None  # train only these (None = all)
     logged_queries: bool = True  # also audit on the logged prompts (min(n_queries, n_harvest) of them)
@@ -147,6 +160,18 @@ def logged_prompt_order(n_logged: int, n_queries: int, seed: int) -> list[int]:
     return [int(i) for i in order[:n_queries]]
 
 
+def _wanted(students: tuple[str, ...] | None) -> set[str] | None:
+    """The students to train: those asked for and those the scrubs are made from (None = all)."""
+    if students is None:
+        return None
+    wanted = set(students)
+    if wanted & {"scrubbed-finetuned", "scrubbed-averaged"}:
+        wanted.add("distilled")
+    if "scrubbed-averaged" in wanted:
+        wanted.add("clean-control")
+    return wanted
+
+
 def _take_tokens(seqs: list[np.ndarray], n_tokens: int) -> list[np.ndarray]:
     out, total = [], 0
     for s in seqs:
@@ -204,6 +229,21 @@ def run_lab(
         if cfg.clean_harvest
         else []
     )
+    wanted = _wanted(cfg.students)
+    para = (
+        harvest(
+            generator.with_scheme(None),
+            [PARAPHRASE_ASK.format(text=r.text) for r in wm],
+            cache_dir=cache_dir,
+            tag="paraphrase",
+            max_new_tokens=cfg.max_new_tokens + 16,
+            temperature=0.7,
+            seed=cfg.seed,
+            progress=progress("paraphrase"),
+        )
+        if cfg.paraphrase and (wanted is None or "scrubbed-paraphrased" in wanted)
+        else []
+    )
     harvest_seconds = time.perf_counter() - t0
     tok = generator.tokenizer
     human = _human_corpus(
@@ -227,9 +267,16 @@ def run_lab(
         corpora[f"contaminated-{f:.0%}"] = ([mix[i] for i in order], f)
     # the vocabulary covers every corpus, so a partial run trains the same students as a full one
     vocab = CompactVocab.build([s for seqs, _ in corpora.values() for s in seqs])
-    all_students = [*corpora, "scrubbed-finetuned"]
-    if cfg.students is not None:
-        corpora = {k: v for k, v in corpora.items() if k in cfg.students}
+    if para:
+        # Not in the vocabulary (it would change every other student when the pass is skipped):
+        # a paraphrase uses SmolLM2's words, and the few ids outside the vocabulary become <unk>.
+        corpora["scrubbed-paraphrased"] = (
+            [np.asarray(w.prompt_ids + p.token_ids, dtype=np.int64) for w, p in zip(wm, para, strict=True)],
+            1.0,
+        )
+    all_students = [*corpora, "scrubbed-finetuned", "scrubbed-averaged"]
+    if wanted is not None:
+        corpora = {k: v for k, v in corpora.items() if k in wanted}
     log(f"compact vocabulary: {vocab.size} ids")
 
     held_ids = chat_prompt_ids(tok, held_out)
@@ -244,6 +291,7 @@ def run_lab(
     answers: dict[str, list[np.ndarray]] = {}
     distilled_answers: dict[str, list[np.ndarray]] = {}
     distilled: Student | None = None
+    trained: dict[str, Student] = {}
     n_params = 0
 
     def audit(name: str, student: Student, n_train: int, frac: float) -> dict[str, list[np.ndarray]]:
@@ -254,7 +302,7 @@ def run_lab(
         }
         radio = {k: radioactivity_test(scheme, a, curve_points=12, curve_at=_MARKS) for k, a in out.items()}
         read = reading_test(scheme, student.reading_items(reading_texts), statistic="mass")
-        loss = float(np.mean(student.losses[-10:]))
+        loss = float(np.mean(student.losses[-10:])) if student.losses else math.nan  # nan: not trained
         results.append(
             StudentResult(
                 name, n_train, frac, loss, student.seconds, radio["held-out"], read, radio.get("logged")
@@ -270,9 +318,15 @@ def run_lab(
     for name, (seqs, frac) in corpora.items():
         student = train_student(seqs, vocab, cfg.student)
         n_params = student.n_params
+        trained[name] = student
         answers = audit(name, student, int(sum(s.size for s in seqs)), frac)
         if name == "distilled":
             distilled, distilled_answers = student, answers
+    if distilled is not None and "clean-control" in trained and (
+        cfg.students is None or "scrubbed-averaged" in cfg.students
+    ):
+        # before the fine-tuning scrub, which continues training the distilled student in place
+        audit("scrubbed-averaged", average_students(distilled, trained["clean-control"]), wm_tokens, 0.5)
     if (
         distilled is not None
         and cfg.scrub_steps

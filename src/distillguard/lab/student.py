@@ -20,7 +20,7 @@ import numpy as np
 from distillguard.errors import ConfigError, InputError, missing_extra
 from distillguard.provenance.reading import ReadingItem
 
-__all__ = ["CompactVocab", "Student", "StudentConfig", "train_student"]
+__all__ = ["CompactVocab", "Student", "StudentConfig", "average_students", "train_student"]
 
 _UNK, _EOS = 0, 1
 
@@ -176,6 +176,32 @@ class Student:
                 cand = self.vocab.ids[top.indices.numpy()]
                 items.append(ReadingItem(t, cand, top.values.numpy().astype(np.float64), history=h))
         return items
+
+
+def average_students(a: Student, b: Student, weight: float = 0.5) -> Student:
+    """A new student whose every weight is ``weight``·a + (1 − weight)·b (a "model soup").
+
+    The attacker's averaging scrub: mixing a distilled student with one trained on other data
+    dilutes what it learned from the harvest. Meaningful when both start from the same
+    initialisation (same architecture, vocabulary and seed), as the lab's students do.
+
+    Raises:
+        ConfigError: the students differ in vocabulary or architecture, or weight outside [0, 1].
+    """
+    import copy
+
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(f"average_students needs a weight in [0, 1]. Got {weight!r}.")
+    if a.vocab.size != b.vocab.size or not np.array_equal(a.vocab.ids, b.vocab.ids):
+        raise ConfigError("average_students needs two students with the same vocabulary.")
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
+        raise ConfigError("average_students needs two students with the same architecture.")
+    model = copy.deepcopy(a.model)
+    model.load_state_dict({k: weight * sa[k] + (1.0 - weight) * sb[k] if sa[k].is_floating_point() else sa[k]
+                           for k in sa})
+    model.eval()
+    return Student(model, a.vocab, a.config, [], 0.0)
 
 
 def _import() -> tuple[Any, Any]:
