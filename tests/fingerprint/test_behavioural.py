@@ -8,6 +8,7 @@ from distillguard.fingerprint.behavioural import (
     _uniform_sum_log_cdf,
     behavioural_test,
     char_ngram_jaccard,
+    embedding_similarity,
     similarity_table,
 )
 
@@ -54,3 +55,32 @@ def test_errors() -> None:
         behavioural_test(np.ones(3), np.ones((3, 2)), alpha=2.0)
     with pytest.raises(InputError):
         behavioural_test(np.ones(3), np.ones((4, 2)))
+
+
+def _bag_of_words(texts: list[str]) -> np.ndarray:
+    vocab = {w: i for i, w in enumerate(sorted({w for t in texts for w in t.split()}))}
+    out = np.zeros((len(texts), max(1, len(vocab))))
+    for r, t in enumerate(texts):
+        for w in t.split():
+            out[r, vocab[w]] += 1.0
+    return out
+
+
+def test_embedding_similarity_is_cosine_and_encodes_each_text_once() -> None:
+    calls: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return _bag_of_words(texts)
+
+    texts = ["a b", "a b", "a c", "d", ""]
+    sim = embedding_similarity(encode, texts)
+    assert calls == [["a b", "a c", "d", ""]]  # distinct texts, one batch
+    assert math.isclose(sim("a b", "a b"), 1.0) and math.isclose(sim("a b", "a c"), 0.5)
+    assert sim("a b", "d") == 0.0 and sim("", "a b") == 0.0  # an empty answer is close to nothing
+    sim_ours, sim_refs = similarity_table(["a b"], ["a c"], [["d"]], sim)
+    assert math.isclose(sim_ours[0], 0.5) and sim_refs[0, 0] == 0.0
+    with pytest.raises(InputError, match="not given the text"):
+        sim("a b", "never encoded")
+    with pytest.raises(InputError, match="one row per text"):
+        embedding_similarity(lambda ts: np.zeros((1, 3)), ["x", "y"])

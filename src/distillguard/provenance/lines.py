@@ -17,11 +17,18 @@ Collecting the answers (HTTP, model directories, files) is the CLI's job.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from distillguard.errors import InputError
-from distillguard.fingerprint.behavioural import BehaviouralResult, behavioural_test, similarity_table
+from distillguard.fingerprint.behavioural import (
+    BehaviouralResult,
+    behavioural_test,
+    embedding_similarity,
+    similarity_table,
+)
 from distillguard.fingerprint.canaries import CanaryResult, CanarySet, canary_test
 from distillguard.fingerprint.style import StyleResult, count_style, style_test
 from distillguard.fingerprint.style_lexicon import default_families
@@ -73,6 +80,7 @@ class BehaviourLine:
     references: tuple[str, ...]
     result: BehaviouralResult
     signal_prompts: tuple[str, ...]
+    similarity: str = "char-4-gram Jaccard"  # how two answers were compared
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -173,6 +181,8 @@ def behaviour_line(
     *,
     alpha: float = 1e-6,
     top: int = 10,
+    encode: Callable[[list[str]], np.ndarray] | None = None,
+    similarity_name: str = "MiniLM cosine",
 ) -> BehaviourLine:
     """Run the behavioural test on answers to the same probe prompts.
 
@@ -182,6 +192,9 @@ def behaviour_line(
         references: reference-model name → one answer per prompt.
         alpha: significance level of the verdict.
         top: how many signal-carrying prompts to report.
+        encode: a sentence encoder (texts → one embedding row each): compare answers by the
+            cosine of their embeddings instead of character 4-grams.
+        similarity_name: what ``encode`` is, for the report.
 
     Raises:
         InputError: no references, or an answer list of the wrong length.
@@ -193,10 +206,16 @@ def behaviour_line(
     names = tuple(references)
     if len(prompts) != len(suspect):
         raise InputError(f"Got {len(suspect)} suspect answers for {len(prompts)} probe prompts.")
-    sim_ours, sim_refs = similarity_table(suspect, ours, [references[n] for n in names])
+    refs = [references[n] for n in names]
+    if encode is None:
+        sim_ours, sim_refs = similarity_table(suspect, ours, refs)
+    else:
+        texts = [*suspect, *ours, *(t for r in refs for t in r)]
+        sim_ours, sim_refs = similarity_table(suspect, ours, refs, embedding_similarity(encode, texts))
     result = behavioural_test(sim_ours, sim_refs, alpha=alpha, top=top)
     return BehaviourLine(
         references=names,
         result=result,
         signal_prompts=tuple(prompts[i] for i in result.top_probes),
+        **({} if encode is None else {"similarity": similarity_name}),
     )

@@ -357,7 +357,8 @@ def _behaviour_md(b: BehaviourLine) -> list[str]:
            else "not shown to be closer to our model than to the references")
         + f" (α = {x.alpha:g}).",
         "",
-        f"- {x.n_probes} probe prompts; references: {', '.join(f'`{n}`' for n in b.references)}.",
+        f"- {x.n_probes} probe prompts; references: {', '.join(f'`{n}`' for n in b.references)}; "
+        f"answers compared by {b.similarity}.",
         f"- Statistic: {x.statistic} (reference answers at least as close as ours, summed over "
         f"probes); {x.expected_under_null:g} expected under the null.",
         f"- Assumptions: {x.assumptions}.",
@@ -518,7 +519,7 @@ def _html(r: AuditReport) -> str:
         parts += [
             "<h2>Behavioural fingerprint</h2>",
             f"<p><b>p = {esc(_fmt_p(b.log10_p_value))}</b> from {b.n_probes} probes against "
-            f"{b.n_references} reference model(s): "
+            f"{b.n_references} reference model(s), answers compared by {esc(r.behaviour.similarity)}: "
             f"{'descends from our model' if b.descends else 'not shown to descend'}. "
             f"Assumptions: {esc(b.assumptions)}.</p>",
         ]
