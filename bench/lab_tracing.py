@@ -127,7 +127,7 @@ def targets(res: TracingLabResult) -> list[str]:
     return lines
 
 
-def render(res: TracingLabResult) -> str:
+def render(res: TracingLabResult, gen_threads: int = 1) -> str:
     """The benchmarks.md section body for one tracing run."""
     cfg, sc = res.config, res.config.student
     rows: list[list[object]] = []
@@ -239,7 +239,7 @@ def render(res: TracingLabResult) -> str:
                 if excl
                 else []
             ),
-            *lab_footer(3, targets(res), res.seconds),
+            *lab_footer(3, targets(res), res.seconds, gen_threads),
         ]
     )
 
@@ -267,6 +267,7 @@ def main() -> int:
     ap.add_argument("--section", default="lab-tracing", help="benchmarks.md section name")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for SmolLM2's passes (default 1)")
     args = ap.parse_args()
     from distillguard.model import Generator
 
@@ -275,7 +276,7 @@ def main() -> int:
     for name in names:
         if name not in ("kgw", "gumbel"):
             ap.error(f"--scheme: {name!r} is not one of kgw, gumbel")
-    gen = Generator.load(None, num_threads=1)
+    gen = Generator.load(None, num_threads=args.threads)
     bodies = []
     for name in names:
         cls = schemes.get(name)
@@ -304,7 +305,8 @@ def main() -> int:
         res = run_tracing_lab(gen, scheme, ROOT / ".cache" / "lab", cfg, log=lambda m: print(m, flush=True))
         out = ROOT / ".cache" / "lab" / f"tracing-{name}.json"
         out.write_text(json.dumps(asdict(res), indent=1, default=str))
-        bodies.append(f"### {name}\n\n{render(res)}" if len(names) > 1 else render(res))
+        body = render(res, args.threads)
+        bodies.append(f"### {name}\n\n{body}" if len(names) > 1 else body)
         print(bodies[-1], flush=True)
     if not args.no_write:
         write_section(args.section, "Account tracing in the distillation lab", "\n\n".join(bodies))
