@@ -231,10 +231,11 @@ class _Scanner:
             return
         newline = gap.find("\n", m.end())
         line_end = len(gap) if newline < 0 else newline
-        if newline < 0 and word_follows:
-            pass  # the item's text is the next word: a list item, not a rule
-        elif not gap[m.end():line_end].strip() or _THEMATIC_BREAK.fullmatch(gap, start, line_end):
-            return  # an empty item or a horizontal rule: nothing a renderer would call a list
+        # When the line runs on into the next word, that word is the item's text; otherwise the
+        # line must hold text that is not a horizontal rule ("* * *") or nothing (an empty item).
+        if (newline >= 0 or not word_follows) and (
+                not gap[m.end():line_end].strip() or _THEMATIC_BREAK.fullmatch(gap, start, line_end)):
+            return
         bullet = m.group(1) is not None
         family = self.index.marks.get(MARK_BULLET if bullet else MARK_NUMBERED)
         if family is None:
