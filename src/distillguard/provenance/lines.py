@@ -66,6 +66,9 @@ class CanaryLine:
         return asdict(self)
 
 
+CHAR4_SIMILARITY = "char-4-gram Jaccard"  # the behaviour line's default way to compare answers
+
+
 @dataclass(frozen=True)
 class BehaviourLine:
     """The behavioural line of evidence.
@@ -80,7 +83,7 @@ class BehaviourLine:
     references: tuple[str, ...]
     result: BehaviouralResult
     signal_prompts: tuple[str, ...]
-    similarity: str = "char-4-gram Jaccard"  # how two answers were compared
+    similarity: str = CHAR4_SIMILARITY  # how two answers were compared
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -208,8 +211,10 @@ def behaviour_line(
         raise InputError(f"Got {len(suspect)} suspect answers for {len(prompts)} probe prompts.")
     refs = [references[n] for n in names]
     if encode is None:
+        similarity = CHAR4_SIMILARITY
         sim_ours, sim_refs = similarity_table(suspect, ours, refs)
     else:
+        similarity = similarity_name
         texts = [*suspect, *ours, *(t for r in refs for t in r)]
         sim_ours, sim_refs = similarity_table(suspect, ours, refs, embedding_similarity(encode, texts))
     result = behavioural_test(sim_ours, sim_refs, alpha=alpha, top=top)
@@ -217,5 +222,5 @@ def behaviour_line(
         references=names,
         result=result,
         signal_prompts=tuple(prompts[i] for i in result.top_probes),
-        **({} if encode is None else {"similarity": similarity_name}),
+        similarity=similarity,
     )
