@@ -36,8 +36,8 @@ from distillguard.lab.canary_cost import answer_nll, token_ids
 from distillguard.lab.fingerprint_lab import (
     FingerprintLabConfig,
     LabHarvests,
-    _control_slices,
     collect_harvests,
+    control_slices,
 )
 from distillguard.lab.harvest import chat_prompt_ids, sharegpt_prompts
 from distillguard.lab.student import CompactVocab, StudentConfig, train_student
@@ -110,7 +110,7 @@ def main() -> int:
     n_tokens = int(sum(s.size for s in distilled))
     taken = {r.prompt for r in hv.records} | set(hv.probes)
     more = [p for p in sharegpt_prompts(args.extra * 2, offset=2000, max_chars=400) if p not in taken]
-    control = _control_slices(tok, 1, n_tokens, cfg.max_new_tokens, taken | set(more))[0]
+    control = control_slices(tok, 1, n_tokens, cfg.max_new_tokens, taken | set(more))[0]
     vocab = CompactVocab.build(distilled + control)
     sets = ((list(hv.probes), 64), (canary_prompts(hv.registry), 128), (more[: args.extra], 128))
     rows: list[list[str]] = []

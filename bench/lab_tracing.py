@@ -104,7 +104,9 @@ def targets(res: TracingLabResult) -> list[str]:
             insep = set(last.trace.inseparable)
             lines.append(
                 f"min count {mc}: {len(c.served_to)} colluding accounts, {last.n_queries} queries: verdict "
-                f"{last.trace.verdict}; named {len(got)} of them and {len(wrong)} innocent"
+                f"{last.trace.verdict}; named {len(got)} of them and {len(wrong)} innocent; learned from our "
+                f"outputs by the payload-free test on the traced tuples: p {_p(last.trace.marked_log10_p)}, "
+                f"by the audit's radioactivity test: p {_p(last.radioactivity_log10_p)}"
                 + (
                     f"; inseparable set of {len(insep)} accounts holding "
                     f"{len(insep & set(c.served_to))} colluders"
@@ -124,6 +126,17 @@ def targets(res: TracingLabResult) -> list[str]:
         "never an innocent account named or decoded (all students, query counts, min counts, never-used "
         "keys, clean control): " + ("met" if not wrong_named else f"NOT met: {wrong_named}")
     )
+    false_learned = [
+        (s.name, o.n_queries, o.min_count, o.trace.verdict)
+        for s in res.students
+        for outcomes, served in ((s.outcomes, s.served_to), (s.null_keys, ()))
+        for o in outcomes
+        if not served and o.trace.verdict != "none"
+    ]
+    lines.append(
+        "never 'learned from our outputs' without cause (clean control and never-used keys: verdict "
+        "none): " + ("met" if not false_learned else f"NOT met: {false_learned}")
+    )
     return lines
 
 
@@ -142,6 +155,7 @@ def render(res: TracingLabResult, gen_threads: int = 1) -> str:
                     f"{o.n_tokens:,}",
                     f"{o.n_scored:,}",
                     _p(o.radioactivity_log10_p),
+                    _p(o.anchor_log10_p),
                     o.trace.verdict,
                     _named(o),
                     _evidence(o, 0),
@@ -160,6 +174,7 @@ def render(res: TracingLabResult, gen_threads: int = 1) -> str:
         "answer tokens",
         "scored tuples",
         "radioactivity p (all tuples)",
+        "anchor slots alone p",
         "verdict",
         "named",
         "best candidate (Holm p)",

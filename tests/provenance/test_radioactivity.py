@@ -157,3 +157,40 @@ def test_one_answer_matches_the_single_text_detector(name: str, key: SecretKey, 
     one = radioactivity_test(scheme, [text])
     assert (one.n_scored, one.score) == (det.n_scored, pytest.approx(det.score))
     assert one.log10_p_value == pytest.approx(det.log10_p_value)
+
+
+def test_anchor_slots_keep_a_many_account_mix_radioactive(key: SecretKey, teacher) -> None:
+    # Forty accounts harvest five answers each: their payloads disagree on every chunk, so a
+    # student of the mix learns no colour there; the anchor slots' colour is the same for all.
+    from distillguard.provenance.tracing import trace_accounts
+    from distillguard.watermark.payload import account_id
+
+    accounts = [f"acct-{i}" for i in range(2000)]
+    payloads = [account_id(key, a) for a in accounts[:40] for _ in range(5)]
+    logs = {}
+    for anchors in (0, 8):
+        rng = np.random.default_rng(1)
+        scheme = build("kgw", key, payload_bits=32, anchor_chunks=anchors)
+        student = distilled_student(teacher, scheme, rng, n=len(payloads), payloads=payloads)
+        answers = list(student.generate(rng.integers(0, VOCAB, (80, 2)), 100, rng))
+        res = radioactivity_test(scheme, answers, curve_points=0)
+        logs[anchors] = res
+        assert set(trace_accounts(scheme, answers, accounts).named) <= set(accounts[:40])
+    assert logs[0].log10_p_value > -3 and logs[0].details["anchor_tuples"] == 0
+    assert logs[8].radioactive and logs[8].details["anchor_log10_p_value"] < -20
+    assert logs[8].log10_p_value <= logs[8].details["all_tuples_log10_p_value"] + math.log10(2) + 1e-9
+
+
+@pytest.mark.parametrize("name", ["kgw", "gumbel"])
+def test_null_fpr_with_payload_and_anchor_slots(name: str, rng: np.random.Generator) -> None:
+    # The audit's p-value with anchors is the smaller of two exact p-values ×2: still valid.
+    answers = repetitive_answers(rng, repeats=3)
+    n_keys = 300
+    logs = np.array([
+        radioactivity_test(
+            build(name, SecretKey(rng.bytes(32)), payload_bits=32, anchor_chunks=8), answers, curve_points=0
+        ).log10_p_value
+        for _ in range(n_keys)
+    ])
+    for a in ALPHAS:
+        assert np.mean(logs <= math.log10(a)) <= fpr_upper_bound(n_keys, a)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -237,3 +239,54 @@ def test_auto_min_count_is_the_ladder_at_alpha_over_four(key: SecretKey, teacher
     assert set(auto.details["rungs"]) == {"1", "2", "3", "5"}
     est = decode_accounts(scheme, answers)
     assert est.value is None or est.value == account_id(key, guilty)
+
+
+def test_a_harvest_spread_over_many_accounts_is_unattributed_not_silent(key: SecretKey, teacher) -> None:
+    # Forty accounts, five answers each: no account's payload survives the mix, but the anchor
+    # slots do, so the trace says "learned from our outputs, nobody to name", and names nobody.
+    rng = np.random.default_rng(1)
+    scheme = build("kgw", key, payload_bits=32)  # default anchor slots
+    accounts = [f"acct-{i}" for i in range(2000)]
+    payloads = [account_id(key, a) for a in accounts[:40] for _ in range(5)]
+    answers = student_answers(teacher, scheme, rng, payloads)
+    tr = trace_accounts(scheme, answers, accounts)
+    assert tr.verdict == "unattributed" and tr.named == () and tr.marked_log10_p < -6
+    clean = list(teacher.generate(rng.integers(0, VOCAB, (80, 2)), 100, rng))
+    null = trace_accounts(scheme, clean, accounts)
+    assert null.verdict == "none" and null.marked_log10_p > -3
+
+
+@pytest.mark.parametrize(("k", "seed"), [(6, 1), (10, 2)])
+def test_a_hybrid_of_many_weak_colluders_is_never_named(key: SecretKey, teacher, k: int, seed: int) -> None:
+    # With many colluders none is strong enough to count as a source on its own, so the pairwise
+    # and joint checks had nobody to compare the planted majority hybrid with: these two cases
+    # named it. The residual test sees the colours no named account explains and names nobody.
+    rng = np.random.default_rng(seed)
+    scheme = build("kgw", key, payload_bits=32, checksum_bits=0, anchor_chunks=0)
+    codec = scheme.codec(key)
+    guilty = [int(v) for v in rng.integers(1, 1 << 32, k)]
+    values = np.stack([codec.encode(g) for g in guilty])
+    majority = [int(np.bincount(col, minlength=4).argmax()) for col in values.T]
+    hybrid = sum(v << (2 * i) for i, v in enumerate(majority))
+    candidates = [*guilty, hybrid, *(int(v) for v in rng.integers(1, 1 << 32, 2000))]
+    payloads = [g for g in guilty for _ in range(300 // k)]
+    tr = trace_accounts(scheme, student_answers(teacher, scheme, rng, payloads, n_answers=150), candidates)
+    assert hybrid not in tr.named and set(tr.named) <= set(guilty)
+    assert tr.verdict == "inseparable" and hybrid in tr.inseparable
+
+
+@pytest.mark.parametrize("name", ["kgw", "gumbel"])
+def test_residual_colours_are_calibrated_for_a_single_source(teacher, name: str) -> None:
+    # One account learned: the colours it does not hold stay exchangeable, so the residual test
+    # rejects at about its level (it costs a named account that often, never an innocent's name).
+    from distillguard.provenance.tracing import _encode_many, _Evidence
+
+    lows = 0
+    for seed in range(16):
+        rng = np.random.default_rng(300 + seed)
+        scheme = build(name, SecretKey(rng.bytes(32)), payload_bits=32)
+        guilty = int(rng.integers(1, 1 << 32))
+        ev = _Evidence(scheme, scheme.keyring.primary, student_answers(teacher, scheme, rng, [guilty] * 200),
+                       dedup=True)
+        lows += ev.residual_log_p(_encode_many(ev.codec, [guilty])) <= math.log(0.05)
+    assert lows <= 4  # Binomial(16, 0.05) exceeds 4 with probability < 0.001

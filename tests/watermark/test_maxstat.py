@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from distillguard import stats
+from distillguard.errors import ConfigError
 from distillguard.watermark.maxstat import max_count_log_pmf, sum_log_sf
 
 
@@ -75,3 +76,21 @@ def test_sum_tail_is_monotone_and_deep() -> None:
     values = [sum_log_sf(groups, t) for t in range(260, 1001, 20)]
     assert all(b < a for a, b in itertools.pairwise(values))
     assert values[-1] / math.log(10) == pytest.approx(20 * (1 - 50) * math.log10(4), rel=1e-9)
+
+
+def test_binomial_group_matches_scipy_and_convolves_exactly() -> None:
+    from scipy import stats as sps
+
+    from distillguard.watermark.maxstat import binomial_log_pmf
+
+    lo, lp = binomial_log_pmf(40, 0.25)
+    assert lo == 0 and np.allclose(np.exp(lp), sps.binom.pmf(np.arange(41), 40, 0.25), rtol=1e-10, atol=0)
+    # alone, the tail of the sum is the binomial tail; with a max-count group, the brute-force sum
+    assert np.isclose(sum_log_sf([(lo, lp)], 17), np.log(sps.binom.sf(16, 40, 0.25)), rtol=1e-9)
+    m_lo, m_lp = max_count_log_pmf(6, 4)
+    pm = np.zeros(7)
+    pm[m_lo:] = np.exp(m_lp)
+    total = np.convolve(pm, np.exp(lp))
+    assert np.isclose(sum_log_sf([(m_lo, m_lp), (lo, lp)], 20), np.log(total[20:].sum()), rtol=1e-9)
+    with pytest.raises(ConfigError):
+        binomial_log_pmf(5, 1.0)

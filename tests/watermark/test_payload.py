@@ -89,3 +89,28 @@ def test_codec_validation(key) -> None:
         c.encode(2**32)
     with pytest.raises(InputError):
         c.encode(True)  # type: ignore[arg-type]
+
+
+def test_anchor_slots_follow_the_payload_chunks(key, rng) -> None:
+    plain = codec(key)
+    anchored = PayloadCodec.for_key(key, 32, 16, 2, anchor_chunks=8)
+    assert plain.n_slots == plain.n_chunks and anchored.n_slots == anchored.n_chunks + 8
+    # the anchors' colours come from the key alone: the same for every account, another key's differ
+    again = PayloadCodec.for_key(key, 32, 16, 2, anchor_chunks=8)
+    other = PayloadCodec.for_key(SecretKey(rng.bytes(32)), 32, 16, 2, anchor_chunks=8)
+    assert anchored.anchors == again.anchors and len(anchored.anchors) == 8
+    assert all(0 <= a < 4 for a in anchored.anchors)
+    assert other.anchors != anchored.anchors  # equal by chance with probability 4^-8
+    for value in (1, 12345, 2**32 - 1):
+        slots = anchored.slot_values(value)
+        assert slots[: anchored.n_chunks].tolist() == anchored.encode(value).tolist()
+        assert tuple(slots[anchored.n_chunks :].tolist()) == anchored.anchors
+    # every slot is picked about equally often, the anchors a share 8 / (24 + 8)
+    picked = anchored.slots(rng.integers(0, 2**63, 64_000, dtype=np.uint64) * np.uint64(2))
+    assert picked.min() == 0 and picked.max() == anchored.n_slots - 1
+    assert abs(np.mean(picked >= anchored.n_chunks) - 0.25) < 0.01
+    # without anchors a context picks the same chunk as before anchors existed
+    from distillguard.watermark.prf import bucket
+
+    ctx = rng.integers(0, 2**63, 100, dtype=np.uint64)
+    assert np.array_equal(plain.slots(ctx), bucket(ctx, plain.n_chunks))

@@ -351,6 +351,8 @@ def _print_summary(report: Any, out: str) -> None:
             f"tracing: {t.verdict}"
             + (f", named {list(t.named)}" if t.named else "")
             + (f", cannot separate {list(t.inseparable)}" if t.inseparable else "")
+            + (f" (our outputs learned, log10 p = {t.marked_log10_p:.2f}; no account of its own)"
+               if t.verdict == "unattributed" else "")
         )
     if report.canaries is not None:
         c = report.canaries.result

@@ -69,6 +69,7 @@ __all__ = [
     "SuspectResult",
     "auroc",
     "collect_harvests",
+    "control_slices",
     "run_fingerprint_lab",
     "sweep_prompts",
 ]
@@ -347,7 +348,7 @@ def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
     return float(((pos > neg) + 0.5 * (pos == neg)).mean())
 
 
-def _control_slices(tokenizer: Any, n_slices: int, n_tokens: int, max_new_tokens: int,
+def control_slices(tokenizer: Any, n_slices: int, n_tokens: int, max_new_tokens: int,
                     skip: set[str]) -> list[list[np.ndarray]]:
     """Disjoint slices of ShareGPT (first prompt, ChatGPT answer cut to ``max_new_tokens``
     tokens) pairs, each about ``n_tokens`` long: the independent students' training data, shaped
@@ -418,7 +419,7 @@ def run_fingerprint_lab(
     n_tokens = int(sum(s.size for s in distilled))
     skip = set(hv.probes) | set(hv.style_probes) | {r.prompt for r in hv.records}
     n_indep = cfg.n_controls + cfg.n_references
-    slices = _control_slices(tok, n_indep + 1, n_tokens, cfg.max_new_tokens, skip)
+    slices = control_slices(tok, n_indep + 1, n_tokens, cfg.max_new_tokens, skip)
     vocab = CompactVocab.build([s for part in (distilled, paraphrased, proxy_seqs, *slices) for s in part])
     log(f"harvest: {len(hv.records)} answers, {n_tokens} tokens with prompts; vocabulary {vocab.size} ids")
     probe_ids = chat_prompt_ids(tok, hv.probes)

@@ -105,6 +105,7 @@ class TraceOutcome:
     n_tokens: int
     n_scored: int
     radioactivity_log10_p: float  # the standard audit (every distinct tuple), for reference
+    anchor_log10_p: float  # its anchor slots alone (0 without anchors): what a mix of accounts keeps
     trace: AccountTrace
     decode: DecodeOutcome
     correct: bool  # named exactly the accounts that were served (nobody for a control)
@@ -204,6 +205,7 @@ def _trace_at(
         n_tokens=int(sum(a.size for a in sub)),
         n_scored=tr.n_scored,
         radioactivity_log10_p=radio.log10_p_value,
+        anchor_log10_p=float(radio.details.get("anchor_log10_p_value", 0.0)),
         trace=tr,
         decode=dec,
         correct=set(tr.named) == set(served) and tr.verdict != "inseparable",

@@ -43,8 +43,7 @@ from distillguard.watermark.base import WatermarkScheme
 from distillguard.watermark.gumbel import Gumbel
 from distillguard.watermark.keys import SecretKey
 from distillguard.watermark.kgw import KGW
-from distillguard.watermark.maxstat import max_count_log_pmf, sum_log_sf
-from distillguard.watermark.prf import bucket, to_uniform, top_bits
+from distillguard.watermark.payload import PayloadFreeTest
 
 __all__ = ["CurvePoint", "RadioactivityResult", "radioactivity_test", "tuple_statistic"]
 
@@ -94,41 +93,24 @@ class RadioactivityResult:
         return asdict(self)
 
 
-def tuple_statistic(
-    scheme: WatermarkScheme, key: SecretKey, tup: ScoredTuples
-) -> tuple[float, float, float, str]:
-    """Score scored tuples under the scheme's null: ``(score, expected, ln p, test name)``.
+def tuple_statistic(scheme: WatermarkScheme, key: SecretKey, tup: ScoredTuples) -> PayloadFreeTest:
+    """Score scored tuples under the scheme's null (needs no account).
 
-    The tuples must be distinct (de-duplicated); the p-value is then exact.
+    The tuples must be distinct (de-duplicated); the p-values are then exact. Audits use
+    :attr:`~distillguard.watermark.payload.PayloadFreeTest.mixed_log_p`: with anchor slots, the
+    smaller of the all-tuples and anchor-only p-values, ×2 — a suspect trained on several
+    accounts' outputs carries the anchors' bias even where their payloads cancel.
     """
     n = tup.n
-    if n == 0:
-        return 0.0, 0.0, 0.0, "none"
-    if isinstance(scheme, KGW):
-        cfg = scheme.config
-        if not scheme.payload_mode:
-            k = int((tup.values < np.uint64(cfg.green_threshold)).sum())
-            g = cfg.effective_gamma
-            return float(k), n * g, stats.binomial_log_sf(k, n, g), "binomial green count"
-        codec = scheme.codec(key)
-        r, L = codec.n_colors, codec.n_chunks
-        block = np.arange(n) // cfg.payload_block
-        n_blocks = int(block[-1]) + 1
-        cell = (block * L + bucket(tup.ctx, L)) * r + top_bits(tup.values, cfg.chunk_bits)
-        counts = np.bincount(cell, minlength=n_blocks * L * r).reshape(n_blocks * L, r)
-        t_obs = int(counts.max(axis=1).sum())
-        groups = [max_count_log_pmf(int(m), r) for m in counts.sum(axis=1)]
-        expected = float(sum(lo + float(np.dot(np.exp(lp), np.arange(lp.size))) for lo, lp in groups))
-        return float(t_obs), expected, sum_log_sf(groups, t_obs), "exact sum of max colour counts"
-    if isinstance(scheme, Gumbel):
-        if not scheme.payload_mode:
-            w = -np.log1p(-to_uniform(tup.values))
-        else:
-            uu = scheme._uniforms(key, tup, 1 << scheme.config.chunk_bits)
-            # U_max^r is uniform under the null, so W is exactly Exp(1).
-            w = -np.log(-np.expm1(uu.shape[1] * np.log(uu.max(axis=1))))
-        s = float(w.sum())
-        return s, float(n), stats.gamma_log_sf(s, n), "Gamma(n, 1) tail of summed Exp(1) scores"
+    if isinstance(scheme, KGW) and not scheme.payload_mode:
+        k = int((tup.values < np.uint64(scheme.config.green_threshold)).sum())
+        g = scheme.config.effective_gamma
+        log_p = stats.binomial_log_sf(k, n, g) if n else 0.0
+        return PayloadFreeTest(float(k), n * g, log_p, "binomial green count")
+    if isinstance(scheme, (KGW, Gumbel)):
+        if n == 0:
+            return PayloadFreeTest(0.0, 0.0, 0.0, "none")
+        return scheme.payload_free_test(key, tup)
     raise InputError(f"Unsupported scheme {type(scheme).__name__}.")  # pragma: no cover
 
 
@@ -194,9 +176,9 @@ def radioactivity_test(
     results = []
     for key in ring:
         ts = collect_tuples(scheme, key, answers, dedup=dedup, context_filter=filters.get(key.key_id))
-        score, expected, log_p, test = tuple_statistic(scheme, key, ts.tuples)
-        results.append((log_p, key, ts, score, expected, test))
-    log_p, key, ts, score, expected, test = min(results, key=lambda r: r[0])
+        test = tuple_statistic(scheme, key, ts.tuples)
+        results.append((test.mixed_log_p, key, ts, test))
+    log_p, key, ts, test = min(results, key=lambda r: r[0])
     m = len(results)
     correct = (lambda lp: stats.sidak_min(lp, m)) if m > 1 else (lambda lp: lp)
     final = correct(log_p)
@@ -208,7 +190,7 @@ def radioactivity_test(
     extra = [int(q) for q in curve_at if 1 <= int(q) <= ts.n_answers]
     for q in sorted(set(_checkpoints(ts.n_answers, curve_points)) | set(extra)):
         pre = _prefix(ts, q)
-        lp = correct(tuple_statistic(scheme, key, pre)[2]) if pre.n >= min_scored else 0.0
+        lp = correct(tuple_statistic(scheme, key, pre).mixed_log_p) if pre.n >= min_scored else 0.0
         curve.append(CurvePoint(q, int(lengths[q - 1]), pre.n, lp / stats.LN10))
     null = (
         "answers independent of our key: every distinct (context, token) tuple is an independent "
@@ -225,15 +207,15 @@ def radioactivity_test(
     return RadioactivityResult(
         scheme=scheme.name,
         key_id=key.key_id,
-        test=test,
+        test=test.mixed_test,
         null=null,
         n_answers=ts.n_answers,
         n_tokens=ts.n_tokens,
         n_raw=ts.n_raw,
         n_after_dedup=ts.n_after_dedup,
         n_scored=ts.tuples.n,
-        score=score,
-        expected=expected,
+        score=test.score,
+        expected=test.expected,
         p_value=p,
         log10_p_value=final / stats.LN10,
         alpha=alpha,
@@ -247,5 +229,9 @@ def radioactivity_test(
             "min_scored": min_scored,
             "filter_contexts": filters[key.key_id].size if filters else None,
             "per_key_log10_p_value": {r[1].key_id: r[0] / stats.LN10 for r in results},
+            "all_tuples_log10_p_value": test.log_p / stats.LN10,
+            "anchor_tuples": test.n_anchor,
+            "anchor_score": test.anchor_score,
+            "anchor_log10_p_value": test.anchor_log_p / stats.LN10,
         },
     )

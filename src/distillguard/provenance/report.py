@@ -420,6 +420,12 @@ def _markdown(r: AuditReport) -> str:
             lines.append(f"Named: {', '.join(f'`{a}`' for a in t.named)}")
         if t.inseparable:
             lines.append(f"Cannot be separated: {', '.join(f'`{a}`' for a in t.inseparable)}")
+        if t.verdict == "unattributed":
+            lines.append(
+                f"Our outputs were learned (payload-free test on the traced tuples, p = "
+                f"{_fmt_p(t.marked_log10_p)}), but no account carries evidence of its own: typical of a "
+                "harvest spread over many accounts, or of an account missing from the candidates."
+            )
         lines += [
             f"Assumption: {t.assumption}.",
             "",

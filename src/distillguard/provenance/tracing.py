@@ -24,7 +24,11 @@ unconditional test), and on the chunks where it differs from all other plausible
 (with colluders, an innocent whose value on each chunk equals *some* colluder's value — among a
 million candidates there are such "hybrids" — beats every colluder alone and every pairwise
 check); when it does not, the result says the evidence cannot separate those accounts instead of
-naming one.
+naming one. Last, the **residual test**: on each chunk, the colours no named account holds must
+look exchangeable (exact; :meth:`_Evidence.residual_log_p`). If they do not (p ≤ 0.05), the
+suspect learned from sources beyond the named ones: with many weak colluders none counts as a
+rival on its own, and an innocent whose values match theirs on most chunks can be the strongest
+candidate, so nobody is named and the verdict is ``"inseparable"``.
 
 :func:`decode_accounts` needs no candidate list: per chunk, the colour with the most evidence,
 checked by the keyed checksum (as for single texts), now pooled over every answer.
@@ -49,8 +53,9 @@ from distillguard.watermark.base import PayloadEstimate, WatermarkScheme
 from distillguard.watermark.gumbel import Gumbel
 from distillguard.watermark.keys import SecretKey
 from distillguard.watermark.kgw import KGW
+from distillguard.watermark.maxstat import max_count_log_pmf, sum_log_sf
 from distillguard.watermark.payload import PayloadCodec, decode_groups
-from distillguard.watermark.prf import bucket, top_bits
+from distillguard.watermark.prf import top_bits
 
 __all__ = [
     "MIN_COUNT_LADDER",
@@ -69,6 +74,7 @@ MinCount = int | Literal["auto"]
 _EXACT_TOP = 256
 _POOL = 64  # strongest candidates considered as other sources in the joint check
 _SOURCE_LEVEL = 0.05  # family-wise level (over the pool) for counting an unnamed candidate as a source
+_RESIDUAL_BLOCK = 1024  # tuples per block of the residual test (bounds its exact null's cost)
 
 ASSUMPTION = (
     "answers independent of our key under the null; when accounts are named step-down, the suspect's "
@@ -91,10 +97,13 @@ class AccountEvidence:
 class AccountTrace:
     """Outcome of :func:`trace_accounts`.
 
-    ``verdict`` is ``"none"`` (no candidate significant), ``"single"`` (one account named),
-    ``"several"`` (collusion: each named account carries significant evidence of its own) or
-    ``"inseparable"`` (something was learned, but the best candidates cannot be told apart;
-    ``inseparable`` lists them).
+    ``verdict`` is ``"none"`` (no candidate significant, and no payload-free evidence either),
+    ``"single"`` (one account named), ``"several"`` (collusion: each named account carries
+    significant evidence of its own), ``"inseparable"`` (something was learned, but the best
+    candidates cannot be told apart; ``inseparable`` lists them) or ``"unattributed"`` (the
+    payload-free test on the same tuples, ``marked_log10_p``, says the suspect learned from our
+    outputs, but no candidate carries evidence of its own: typically a harvest spread over many
+    accounts whose payloads cancel, or an account that is not among the candidates).
     """
 
     verdict: str
@@ -106,6 +115,7 @@ class AccountTrace:
     alpha: float
     assumption: str
     top: tuple[AccountEvidence, ...]  # the strongest candidates, best first
+    marked_log10_p: float = 0.0  # payload-free test on the same tuples (anchors included), corrected
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,13 +162,22 @@ class _Evidence:
                 raw = collect_tuples(scheme, key, answers, dedup=False).tuples
             self.tuples = _frequent(raw, min_count)
         r, L = self.codec.n_colors, self.codec.n_chunks
-        chunk = bucket(self.tuples.ctx, L)
+        # Anchor slots favour the same colour for every account: they name nobody, so only the
+        # tuples of payload chunks are evidence here.
+        self.all_tuples = self.tuples
+        slot = self.codec.slots(self.tuples.ctx)
+        payload = slot < L
+        if not payload.all():
+            t = self.tuples
+            self.tuples = ScoredTuples(t.n_tokens, t.positions[payload], t.ctx[payload], t.tokens[payload],
+                                       t.values[payload])
+        chunk = slot[payload]
         self.n_chunk = np.bincount(chunk, minlength=L).astype(np.int64)
         self.kgw = isinstance(scheme, KGW)
         if self.kgw:
             color = top_bits(self.tuples.values, scheme.config.chunk_bits)
             self.mat = np.bincount(chunk * r + color, minlength=L * r).reshape(L, r).astype(np.float64)
-            self.u = None
+            self.u, self.color = None, color
         else:
             if not isinstance(scheme, Gumbel):
                 raise ConfigError(
@@ -167,8 +186,43 @@ class _Evidence:
             uu = scheme._uniforms(key, self.tuples, r) if self.tuples.n else np.zeros((0, r))
             e = -np.log1p(-uu)
             self.mat = np.stack([np.bincount(chunk, weights=e[:, c], minlength=L) for c in range(r)], axis=1)
-            self.u, self.chunk = uu, chunk
+            self.u = uu
         self.chunk_of = chunk
+
+    def residual_log_p(self, named: np.ndarray) -> float:
+        """ln p that the colours no named account holds are still uneven (exact; ``named`` are the
+        named accounts' chunk values, one row each).
+
+        Under the naming assumption (the suspect learned from the named accounts only, neutral
+        elsewhere) a chunk's other colours are exchangeable: KGW counts among them are
+        multinomial (the sum of the largest count per (block, chunk) group has an exact null);
+        Gumbel's largest uniform among the r' others, to the power r', is uniform. A small value
+        means sources beyond the named accounts, so an innocent "hybrid" of them may be named.
+        """
+        L, r = self.mat.shape
+        other = np.ones((L, r), dtype=bool)
+        for row in np.atleast_2d(named):
+            other[np.arange(L), row] = False
+        n_other = other.sum(axis=1)
+        if self.kgw:
+            keep = np.flatnonzero(other[self.chunk_of, self.color] & (n_other[self.chunk_of] >= 2))
+            if keep.size == 0:
+                return 0.0
+            block = np.arange(keep.size) // _RESIDUAL_BLOCK
+            cell = (block * L + self.chunk_of[keep]) * r + self.color[keep]
+            counts = np.bincount(cell, minlength=(int(block[-1]) + 1) * L * r).reshape(-1, r)
+            sizes = counts.sum(axis=1)
+            rs = np.tile(n_other, int(block[-1]) + 1)
+            groups = [max_count_log_pmf(int(m), int(k)) for m, k in zip(sizes, rs, strict=True) if m]
+            return sum_log_sf(groups, int(counts.max(axis=1).sum()))
+        uu = self.u if self.u is not None else np.zeros((0, r))
+        rows = np.flatnonzero(n_other[self.chunk_of] >= 1)
+        if rows.size == 0:
+            return 0.0
+        mask = other[self.chunk_of[rows]]
+        u_max = np.where(mask, uu[rows], 0.0).max(axis=1)
+        w = -np.log(-np.expm1(n_other[self.chunk_of[rows]] * np.log(u_max)))
+        return stats.gamma_log_sf(float(w.sum()), rows.size)
 
     def log_p(self, msgs: np.ndarray, chunk_mask: np.ndarray | None = None) -> np.ndarray:
         """ln p of each candidate message (rows of ``msgs``), optionally on a subset of chunks."""
@@ -343,6 +397,14 @@ def trace_accounts(
     return _trace(ev, msgs, candidates, alpha=alpha, max_named=max_named, top=top, min_count=min_count)
 
 
+def _verdict(n_named: int, tied: bool, marked: bool) -> str:
+    if tied:
+        return "inseparable"
+    if n_named:
+        return "single" if n_named == 1 else "several"
+    return "unattributed" if marked else "none"
+
+
 def _trace(ev: _Evidence, msgs: np.ndarray, candidates: Sequence[int | str], *, alpha: float,
            max_named: int, top: int, min_count: int) -> AccountTrace:
     """The step-down naming of :func:`trace_accounts` on evidence and candidate messages."""
@@ -374,7 +436,14 @@ def _trace(ev: _Evidence, msgs: np.ndarray, candidates: Sequence[int | str], *, 
         ranked = [int(i) for i in order[: max(_POOL, max_named) + len(named)]]
         tied = _ties(ev, msgs, named, ranked, holm, ln_alpha, max_named)
     kept = [i for i in named if i not in tied]
-    verdict = "inseparable" if tied else "none" if not named else "single" if len(named) == 1 else "several"
+    residual = ev.residual_log_p(msgs[kept]) if kept else 0.0
+    if kept and residual <= math.log(_SOURCE_LEVEL):
+        # Evidence beyond the named accounts: among many candidates an innocent whose values
+        # match those other sources' could stand in for them, so nobody is named.
+        tied = set(named) | {int(i) for i in order[: max_named]}
+        kept = []
+    marked = tuple_statistic(ev.scheme, ev.key, ev.all_tuples).mixed_log_p
+    verdict = _verdict(len(kept), bool(tied), marked <= ln_alpha)
     shown = [int(i) for i in order[: min(top, n_cand)]]
     for i in named:
         if i not in shown:
@@ -399,7 +468,9 @@ def _trace(ev: _Evidence, msgs: np.ndarray, candidates: Sequence[int | str], *, 
         alpha=alpha,
         assumption=ASSUMPTION,
         top=evidence,
+        marked_log10_p=marked / stats.LN10,
         details={"correction": "holm over candidates; step-down conditional tests for further accounts",
+                 "residual_log10_p": residual / stats.LN10,
                  "min_count": min_count},
     )
 
@@ -431,17 +502,17 @@ def _trace_ladder(
             for m, ev in evidence.items()}
     named = tuple(dict.fromkeys(a for t in runs.values() for a in t.named))
     inseparable = () if named else tuple(dict.fromkeys(a for t in runs.values() for a in t.inseparable))
-    verdict = ("single" if len(named) == 1 else "several" if named else
-               "inseparable" if inseparable else "none")
+    shift = math.log10(rungs)
+    marked = min(0.0, min(t.marked_log10_p for t in runs.values()) + shift)
+    verdict = _verdict(len(named), bool(inseparable), marked <= math.log10(alpha))
     # the rung with the strongest best candidate provides the evidence table
     best = min(runs.values(), key=lambda t: t.top[0].log10_p_holm if t.top else 0.0)
-    shift = math.log10(rungs)
     shown = tuple(replace(e, log10_p_holm=min(0.0, e.log10_p_holm + shift), named=e.account in named)
                   for e in best.top)
     return AccountTrace(
         verdict=verdict, named=named, inseparable=inseparable, key_id=best.key_id,
         n_candidates=best.n_candidates, n_scored=best.n_scored, alpha=alpha, assumption=ASSUMPTION,
-        top=shown,
+        top=shown, marked_log10_p=marked,
         details={
             "correction": (f"min_count ladder {list(MIN_COUNT_LADDER)}, each rung at alpha/{rungs} "
                            "(Bonferroni); within a rung holm over candidates and step-down tests"),
@@ -484,6 +555,6 @@ def decode_accounts(
     ev = _Evidence(scheme, key, answers, dedup, min_count)
     if ev.tuples.n == 0:
         raise InputError("No scored tuples: the answers are too short to decode a payload.")
-    _, _, log_p, _ = tuple_statistic(scheme, key, ev.tuples)
+    log_p = tuple_statistic(scheme, key, ev.all_tuples).log_p
     est, _ = decode_groups(ev.codec, ev.mat, log_p, log_p <= math.log(alpha))
     return est

@@ -48,7 +48,8 @@ def check_real(
 
 def check_keyed_fields(name: str, config: Any, max_chunk_bits: int) -> None:
     """Validate the fields every keyed scheme's config shares: context width, minimum scored
-    tuples and the payload layout (0 or 32–64 payload bits, checksum, bits per chunk)."""
+    tuples and the payload layout (0 or 32–64 payload bits, checksum, bits per chunk, anchor
+    slots)."""
     check_int(name, "context_width", config.context_width, 1, 64)
     check_int(name, "min_scored", config.min_scored, 1)
     check_int(name, "payload_bits", config.payload_bits, 0, 64)
@@ -59,6 +60,7 @@ def check_keyed_fields(name: str, config: Any, max_chunk_bits: int) -> None:
         )
     check_int(name, "checksum_bits", config.checksum_bits, 0, 32)
     check_int(name, "chunk_bits", config.chunk_bits, 1, max_chunk_bits)
+    check_int(name, "anchor_chunks", config.anchor_chunks, 0, 64)
 
 
 class KeyedScheme(WatermarkScheme):
@@ -120,7 +122,7 @@ class KeyedScheme(WatermarkScheme):
         codec = self._codecs.get(key.key_id)
         if codec is None:
             c = self.config
-            codec = PayloadCodec.for_key(key, c.payload_bits, c.checksum_bits, c.chunk_bits)
+            codec = PayloadCodec.for_key(key, c.payload_bits, c.checksum_bits, c.chunk_bits, c.anchor_chunks)
             self._codecs[key.key_id] = codec
         return codec
 

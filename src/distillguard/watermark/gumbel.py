@@ -56,8 +56,14 @@ from distillguard.watermark._tuples import (
 from distillguard.watermark.base import Detection, schemes
 from distillguard.watermark.keys import SecretKey
 from distillguard.watermark.localize import find_spans
-from distillguard.watermark.payload import TraceEvidence, best_two, candidate_ids, decode_groups
-from distillguard.watermark.prf import bucket, pair_prf, to_uniform
+from distillguard.watermark.payload import (
+    PayloadFreeTest,
+    TraceEvidence,
+    best_two,
+    candidate_ids,
+    decode_groups,
+)
+from distillguard.watermark.prf import pair_prf, to_uniform
 
 __all__ = ["Gumbel", "GumbelConfig"]
 
@@ -73,6 +79,10 @@ class GumbelConfig:
         payload_bits: account-id bits to embed (0 = no payload, else 32–64).
         checksum_bits: keyed checksum bits appended to the id (0–32).
         chunk_bits: bits per chunk b; r = 2^b colors (detection cost grows with r).
+        anchor_chunks: payload-free anchor slots next to the L payload chunks (payload mode
+            only; see :mod:`~distillguard.watermark.payload`). Off by default here: Gumbel
+            students of colluding accounts kept a payload-free signal without them
+            (docs/benchmarks.md, lab-tracing).
     """
 
     context_width: int = 2
@@ -81,6 +91,7 @@ class GumbelConfig:
     payload_bits: int = 0
     checksum_bits: int = 16
     chunk_bits: int = 2
+    anchor_chunks: int = 0
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -141,8 +152,8 @@ class Gumbel(KeyedScheme):
         colors: list[int | None] = [None] * len(plist)
         if self.payload_mode:
             codec = self.codec(key)
-            chunk = bucket(ctx, codec.n_chunks)
-            colors = [int(codec.encode(p)[chunk[b]]) for b, p in enumerate(plist)]
+            slot = codec.slots(ctx)
+            colors = [int(codec.slot_values(p)[slot[b]]) for b, p in enumerate(plist)]
         out = np.full_like(arr, -np.inf)
         for b in range(arr.shape[0]):
             row = logits[b]
@@ -164,6 +175,42 @@ class Gumbel(KeyedScheme):
         cols += [to_uniform(pair_prf(key.sip(_purpose(c)), tup.ctx, tup.tokens)) for c in range(1, r)]
         return np.stack(cols, axis=1)
 
+    def _marks(self, key: SecretKey, tup: ScoredTuples) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(w, uu, slot)``: each tuple's score w, exactly Exp(1) under the null; its r keyed
+        uniforms (payload mode; one column otherwise); its slot (payload mode; zeros otherwise).
+
+        A payload chunk's tuple scores the largest of its r uniforms (U_max^r is uniform under
+        the null); an anchor slot's tuple scores the uniform of the key's colour."""
+        if not self.payload_mode:
+            uu = to_uniform(tup.values)[:, None]
+            return -np.log1p(-uu[:, 0]), uu, np.zeros(tup.n, dtype=np.int64)
+        codec = self.codec(key)
+        r, L = codec.n_colors, codec.n_chunks
+        uu = self._uniforms(key, tup, r) if tup.n else np.zeros((0, r))
+        slot = codec.slots(tup.ctx)
+        w = -np.log(-np.expm1(r * np.log(uu.max(axis=1)))) if tup.n else np.zeros(0)
+        at = np.flatnonzero(slot >= L)
+        if at.size:
+            colour = np.asarray(codec.anchors, dtype=np.int64)[slot[at] - L]
+            w[at] = -np.log1p(-uu[at, colour])
+        return w, uu, slot
+
+    def payload_free_test(self, key: SecretKey, tup: ScoredTuples) -> PayloadFreeTest:
+        """S = Σ w over the (distinct) scored tuples, exactly Gamma(n, 1) under the null; the
+        anchor slots' part on its own as well (see :meth:`_marks`)."""
+        w, _, slot = self._marks(key, tup)
+        anchor = w[slot >= self.codec(key).n_chunks] if self.payload_mode else np.zeros(0)
+        s, a = float(w.sum()), float(anchor.sum())
+        return PayloadFreeTest(
+            score=s,
+            expected=float(tup.n),
+            log_p=stats.gamma_log_sf(s, tup.n) if tup.n else 0.0,
+            test="Gamma(n, 1) tail of summed Exp(1) scores",
+            n_anchor=int(anchor.size),
+            anchor_score=a,
+            anchor_log_p=stats.gamma_log_sf(a, anchor.size) if anchor.size else 0.0,
+        )
+
     def _detect_key(
         self,
         key: SecretKey,
@@ -175,19 +222,12 @@ class Gumbel(KeyedScheme):
         localize: bool,
     ) -> Detection:
         cfg = self.config
-        r = (1 << cfg.chunk_bits) if self.payload_mode else 1
         tup = score_tuples(key, ids, cfg.context_width, self.scored_purpose, dedup=dedup)
         n = tup.n
         details: dict[str, object] = {"dedup": dedup, "context_width": cfg.context_width, "test": "gamma"}
         if n < cfg.min_scored:
             return self._result(key, tup.n_tokens, n, 0.0, 0.0, alpha, details=details)
-        if r == 1:
-            u = to_uniform(tup.values)
-            w = -np.log1p(-u)
-        else:
-            uu = self._uniforms(key, tup, r)
-            # U_max^r is uniform under the null, so this W is exactly Exp(1).
-            w = -np.log(-np.expm1(r * np.log(uu.max(axis=1))))
+        w, uu, slot = self._marks(key, tup)
         s = float(w.sum())
         log_p = stats.gamma_log_sf(s, n)
         spans: tuple = ()
@@ -195,9 +235,9 @@ class Gumbel(KeyedScheme):
             spans, loc = find_spans(w, tup.positions, kind="gamma", alpha=alpha)
             details.update(loc)
         result = self._result(key, tup.n_tokens, n, s, log_p, alpha, spans=spans, details=details)
-        if r > 1 and decode_payload and result.enough_tokens:
+        if self.payload_mode and decode_payload and result.enough_tokens:
             codec = self.codec(key)
-            evidence = self._group_scores(-np.log1p(-uu), bucket(tup.ctx, codec.n_chunks), codec.n_chunks)
+            evidence = self._group_scores(-np.log1p(-uu), slot, codec.n_slots)[: codec.n_chunks]
             est, more = decode_groups(codec, evidence, log_p, result.watermarked)
             details.update(more)
             result = self._result(
@@ -214,25 +254,25 @@ class Gumbel(KeyedScheme):
     def _trace_key(
         self, key: SecretKey, ids: np.ndarray, candidates: Sequence[int | str], dedup: bool
     ) -> TraceEvidence:
-        """Candidate a's score Σ −ln(1 − u^{(m_a)}) is exactly Gamma(n, 1) under the null;
-        ``separated`` is an exact sign test counting the tuples (in chunks where best and
-        runner-up differ) whose best-candidate uniform wins."""
+        """Candidate a's score Σ −ln(1 − u^{(m_a)}) over the payload chunks' tuples is exactly
+        Gamma(n, 1) under the null; ``separated`` is an exact sign test counting the tuples (in
+        chunks where best and runner-up differ) whose best-candidate uniform wins."""
         cfg = self.config
-        r = 1 << cfg.chunk_bits
         codec = self.codec(key)
         msgs = np.stack([codec.encode(c) for c in candidate_ids(key, codec, candidates)])
         tup = score_tuples(key, ids, cfg.context_width, _purpose(0), dedup=dedup)
+        _, uu, slot = self._marks(key, tup)
         L = codec.n_chunks
-        chunk = bucket(tup.ctx, L)
-        uu = self._uniforms(key, tup, r) if tup.n else np.zeros((0, r))
+        keep = np.flatnonzero(slot < L)  # anchors are the same for every account: they name nobody
+        uu, chunk = uu[keep], slot[keep]
         g = self._group_scores(-np.log1p(-uu), chunk, L)
         per_cand = g[np.arange(L), msgs].sum(axis=1)
         i, j = best_two(per_cand)
-        log_p = stats.gamma_log_sf(float(per_cand[i]), tup.n) if tup.n else 0.0
+        log_p = stats.gamma_log_sf(float(per_cand[i]), keep.size) if keep.size else 0.0
         sep_log_p = 0.0
         if j is not None:
             a_col, b_col = msgs[i][chunk], msgs[j][chunk]
             rows = np.flatnonzero(a_col != b_col)
             wins = int((uu[rows, a_col[rows]] > uu[rows, b_col[rows]]).sum())
             sep_log_p = stats.binomial_log_sf(wins, rows.size, 0.5) if rows.size else 0.0
-        return TraceEvidence(i, j, tup.n, float(per_cand[i]), log_p, sep_log_p)
+        return TraceEvidence(i, j, keep.size, float(per_cand[i]), log_p, sep_log_p)

@@ -17,7 +17,10 @@ picks a chunk i, each token gets a color in [0, r) from the PRF, and green means
 chunk i's value" — so γ = 1/r in payload mode (``gamma`` is ignored). The test that does not
 need to know the payload is T = Σ_groups max_color count, with its exact null
 (:mod:`distillguard.watermark.maxstat`); groups are (block of ``payload_block`` scored tuples,
-chunk) pairs, which bounds the exact computation's cost on long texts.
+chunk) pairs, which bounds the exact computation's cost on long texts. ``anchor_chunks`` more
+slots carry a colour set by the key alone (the same for every account): their matches add one
+binomial group per block, and :meth:`KGW.payload_free_test` also reports them on their own, the
+part of the signal that survives a student of several accounts' outputs.
 
 **Trade-offs.**
 
@@ -42,13 +45,20 @@ import numpy as np
 
 from distillguard import stats
 from distillguard.watermark._common import KeyedScheme, check_int, check_keyed_fields, check_real
-from distillguard.watermark._tuples import as_token_matrix, generation_contexts, score_tuples
+from distillguard.watermark._tuples import ScoredTuples, as_token_matrix, generation_contexts, score_tuples
 from distillguard.watermark.base import Detection, schemes
 from distillguard.watermark.keys import SecretKey
 from distillguard.watermark.localize import find_spans
-from distillguard.watermark.maxstat import max_count_log_pmf, sum_log_sf
-from distillguard.watermark.payload import TraceEvidence, best_two, candidate_ids, decode_groups
-from distillguard.watermark.prf import bucket, pair_prf, top_bits
+from distillguard.watermark.maxstat import binomial_log_pmf, max_count_log_pmf, sum_log_sf
+from distillguard.watermark.payload import (
+    PayloadCodec,
+    PayloadFreeTest,
+    TraceEvidence,
+    best_two,
+    candidate_ids,
+    decode_groups,
+)
+from distillguard.watermark.prf import pair_prf, top_bits
 
 __all__ = ["KGW", "KGWConfig"]
 
@@ -69,6 +79,12 @@ class KGWConfig:
         checksum_bits: keyed checksum bits appended to the id (0–32).
         chunk_bits: bits per chunk b; r = 2^b colors, γ = 1/r in payload mode.
         payload_block: scored tuples per block of the payload statistic.
+        anchor_chunks: payload-free anchor slots next to the L payload chunks (payload mode
+            only; see :mod:`~distillguard.watermark.payload`). With the default 8 next to
+            the 24 chunks of a 32-bit id and 16-bit checksum, a quarter of the tuples carry
+            a key-only colour: a student of several colluding accounts' outputs learns those
+            even where the accounts' payloads disagree and cancel (docs/benchmarks.md,
+            lab-tracing-anchors).
     """
 
     gamma: float = 0.25
@@ -80,6 +96,7 @@ class KGWConfig:
     checksum_bits: int = 16
     chunk_bits: int = 2
     payload_block: int = 4096
+    anchor_chunks: int = 8
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -134,6 +151,43 @@ class KGW(KeyedScheme):
         vals = self._pair_values(_PURPOSE, contexts, tokens)
         return np.asarray(vals < np.uint64(self.config.green_threshold))
 
+    def slot_counts(self, codec: PayloadCodec, tup: ScoredTuples) -> np.ndarray:
+        """Tuples per (block of ``payload_block`` tuples, slot, colour): (blocks, L + A, r)."""
+        r, n_slots = codec.n_colors, codec.n_slots
+        block = np.arange(tup.n) // self.config.payload_block
+        n_blocks = int(block[-1]) + 1 if tup.n else 1
+        cell = (block * n_slots + codec.slots(tup.ctx)) * r + top_bits(tup.values, self.config.chunk_bits)
+        return np.bincount(cell, minlength=n_blocks * n_slots * r).reshape(n_blocks, n_slots, r)
+
+    def payload_free_test(self, key: SecretKey, tup: ScoredTuples) -> PayloadFreeTest:
+        """Payload mode: T = Σ over (block, payload chunk) groups of the largest colour count,
+        plus the tuples of anchor slots that have the key's colour, with its exact null.
+
+        The tuples must be distinct (de-duplicated) for the p-value to be exact.
+        """
+        codec = self.codec(key)
+        r, L = codec.n_colors, codec.n_chunks
+        counts = self.slot_counts(codec, tup)
+        payload = counts[:, :L, :].reshape(-1, r)
+        anchor = counts[:, L:, :]
+        hits = anchor[:, np.arange(len(codec.anchors)), np.asarray(codec.anchors, dtype=np.int64)].sum(axis=1)
+        n_anchor = anchor.sum(axis=(1, 2))
+        groups = [max_count_log_pmf(int(m), r) for m in payload.sum(axis=1)]
+        groups += [binomial_log_pmf(int(m), 1.0 / r) for m in n_anchor if m]
+        t_obs = int(payload.max(axis=1).sum() + hits.sum())
+        expected = float(sum(lo + float(np.dot(np.exp(lp), np.arange(lp.size))) for lo, lp in groups))
+        k, m = int(hits.sum()), int(n_anchor.sum())
+        return PayloadFreeTest(
+            score=float(t_obs),
+            expected=expected,
+            log_p=sum_log_sf(groups, t_obs),
+            test="exact sum of max colour counts (payload chunks) and key-colour counts (anchor slots)",
+            n_groups=len(groups),
+            n_anchor=m,
+            anchor_score=float(k),
+            anchor_log_p=stats.binomial_log_sf(k, m, 1.0 / r) if m else 0.0,
+        )
+
     def process(
         self, input_ids: np.ndarray, scores: np.ndarray, payloads: Sequence[int | None]
     ) -> np.ndarray:
@@ -159,8 +213,8 @@ class KGW(KeyedScheme):
         )
         if self.payload_mode:
             codec = self.codec(key)
-            msgs = np.stack([codec.encode(p) for p in plist])
-            target = msgs[np.arange(len(plist)), bucket(ctx, codec.n_chunks)]
+            msgs = np.stack([codec.slot_values(p) for p in plist])
+            target = msgs[np.arange(len(plist)), codec.slots(ctx)]
             green = top_bits(vals, cfg.chunk_bits) == target[:, None]
         else:
             green = vals < np.uint64(_threshold(cfg.gamma))
@@ -201,25 +255,18 @@ class KGW(KeyedScheme):
                 details.update(loc)
             return self._result(key, tup.n_tokens, n, k, log_p, alpha, spans=spans, details=details)
 
-        codec = self.codec(key)
-        r, L = codec.n_colors, codec.n_chunks
-        chunk = bucket(tup.ctx, L)
-        color = top_bits(tup.values, cfg.chunk_bits)
-        block = np.arange(n) // cfg.payload_block
-        n_blocks = int(block[-1]) + 1
-        counts = np.bincount((block * L + chunk) * r + color, minlength=n_blocks * L * r).reshape(
-            n_blocks * L, r
-        )
-        t_obs = int(counts.max(axis=1).sum())
-        groups = [max_count_log_pmf(int(m), r) for m in counts.sum(axis=1)]
-        log_p = sum_log_sf(groups, t_obs)
-        details.update(test="sum of per-group max color counts (exact)", n_groups=len(groups), colors=r)
-        result = self._result(key, tup.n_tokens, n, t_obs, log_p, alpha, details=details)
+        test = self.payload_free_test(key, tup)
+        details.update(test=test.test, n_groups=test.n_groups, colors=self.codec(key).n_colors,
+                       anchor_tuples=test.n_anchor, anchor_log10_p=test.anchor_log_p / stats.LN10)
+        result = self._result(key, tup.n_tokens, n, test.score, test.log_p, alpha, details=details)
         if decode_payload and result.enough_tokens:
-            evidence = counts.reshape(n_blocks, L, r).sum(axis=0)
-            est, more = decode_groups(codec, evidence, log_p, result.watermarked)
+            codec = self.codec(key)
+            evidence = self.slot_counts(codec, tup).sum(axis=0)[: codec.n_chunks]
+            est, more = decode_groups(codec, evidence, test.log_p, result.watermarked)
             details.update(more)
-            result = self._result(key, tup.n_tokens, n, t_obs, log_p, alpha, payload=est, details=details)
+            result = self._result(
+                key, tup.n_tokens, n, test.score, test.log_p, alpha, payload=est, details=details
+            )
         if localize:
             details["localize"] = "not available in KGW payload mode (the per-token score needs the payload)"
         return result
@@ -234,17 +281,16 @@ class KGW(KeyedScheme):
         codec = self.codec(key)
         msgs = np.stack([codec.encode(c) for c in candidate_ids(key, codec, candidates)])
         tup = score_tuples(key, ids, cfg.context_width, _PURPOSE, dedup=dedup)
-        r, L = codec.n_colors, codec.n_chunks
-        counts = np.bincount(
-            bucket(tup.ctx, L) * r + top_bits(tup.values, cfg.chunk_bits), minlength=L * r
-        ).reshape(L, r)
+        L = codec.n_chunks
+        counts = self.slot_counts(codec, tup).sum(axis=0)[:L]  # payload chunks only: anchors name nobody
+        n = int(counts.sum())
         per_cand = counts[np.arange(L), msgs].sum(axis=1)
         i, j = best_two(per_cand)
-        log_p = stats.binomial_log_sf(int(per_cand[i]), tup.n, 1.0 / r) if tup.n else 0.0
+        log_p = stats.binomial_log_sf(int(per_cand[i]), n, 1.0 / codec.n_colors) if n else 0.0
         sep_log_p = 0.0
         if j is not None:
             differ = msgs[i] != msgs[j]
             ka = int(counts[np.flatnonzero(differ), msgs[i][differ]].sum())
             kb = int(counts[np.flatnonzero(differ), msgs[j][differ]].sum())
             sep_log_p = stats.binomial_log_sf(ka, ka + kb, 0.5) if ka + kb else 0.0
-        return TraceEvidence(i, j, tup.n, float(per_cand[i]), log_p, sep_log_p)
+        return TraceEvidence(i, j, n, float(per_cand[i]), log_p, sep_log_p)

@@ -32,7 +32,7 @@ from scipy.special import gammaln, logsumexp
 
 from distillguard.errors import ConfigError
 
-__all__ = ["max_count_log_pmf", "sum_log_sf"]
+__all__ = ["binomial_log_pmf", "max_count_log_pmf", "sum_log_sf"]
 
 
 def _truncated_power(poly: np.ndarray, k: int, degree: int) -> list[np.ndarray]:
@@ -103,6 +103,16 @@ def max_count_log_pmf(n: int, r: int) -> tuple[int, np.ndarray]:
         raise ConfigError(f"max_count_log_pmf needs n ≥ 0 and r ≥ 1. Got n={n!r}, r={r!r}.")
     lo, values = _max_count_log_pmf_cached(int(n), int(r))
     return lo, np.array(values)
+
+
+def binomial_log_pmf(n: int, p: float) -> tuple[int, np.ndarray]:
+    """``(0, log_pmf)`` of Binomial(n, p), as a group for :func:`sum_log_sf` (a count whose
+    colour is known in advance, e.g. an anchor slot's)."""
+    if n < 0 or not 0.0 < p < 1.0:
+        raise ConfigError(f"binomial_log_pmf needs n ≥ 0 and p in (0, 1). Got n={n!r}, p={p!r}.")
+    k = np.arange(n + 1)
+    log_choose = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    return 0, log_choose + k * math.log(p) + (n - k) * math.log1p(-p)
 
 
 def _convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -10,6 +10,14 @@ token carries; the scheme then favours tokens whose PRF color equals chunk i's v
 or samples with the uniforms of color m_i (Gumbel). Because the chunk depends only on the
 context, every candidate token of one generation step serves the same chunk.
 
+**Anchor slots** (``anchor_chunks`` = A > 0). The context hash picks one of L + A slots; the
+first L are the payload chunks, the last A carry a colour fixed by the key alone (the same for
+every account). Several colluding accounts disagree on some payload chunks, so a student trained
+on their mixed outputs learns no consistent bias there, but every account's outputs push the
+anchor slots the same way: a mix still carries a payload-free signal that says "trained on our
+outputs" even when it cannot say whose. Anchors cost the payload a share A / (L + A) of the
+scored tuples (tracing needs that much more text).
+
 **Decoding** takes, per chunk, the color with the most evidence. A chunk is *decided* when
 that maximum is unique. The account is named only if the text is watermarked at level α,
 every chunk is decided and the checksum verifies. Under the null the colors of a group are
@@ -41,9 +49,10 @@ from distillguard import stats
 from distillguard.errors import ConfigError, InputError
 from distillguard.watermark.base import PayloadEstimate
 from distillguard.watermark.keys import SecretKey
+from distillguard.watermark.prf import bucket
 
-__all__ = ["NO_ACCOUNT", "PayloadCodec", "TraceEvidence", "TraceResult", "account_id", "decode_groups",
-           "trace_result"]
+__all__ = ["NO_ACCOUNT", "PayloadCodec", "PayloadFreeTest", "TraceEvidence", "TraceResult", "account_id",
+           "decode_groups", "trace_result"]
 
 NO_ACCOUNT = 0
 
@@ -68,6 +77,7 @@ class PayloadCodec:
     checksum_bits: int
     chunk_bits: int
     check_key: bytes = field(repr=False)
+    anchors: tuple[int, ...] = ()  # the colour of each anchor slot (key-derived)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.id_bits, int) and 32 <= self.id_bits <= 64):
@@ -83,11 +93,21 @@ class PayloadCodec:
             raise ConfigError(
                 f"The 'chunk_bits' parameter must be an int in [1, 8]. Got {self.chunk_bits!r} instead."
             )
+        if not all(isinstance(a, int) and 0 <= a < self.n_colors for a in self.anchors):
+            raise ConfigError(f"Anchor colours must be ints in [0, {self.n_colors}). Got {self.anchors!r}.")
 
     @classmethod
-    def for_key(cls, key: SecretKey, id_bits: int, checksum_bits: int, chunk_bits: int) -> PayloadCodec:
-        """The codec whose checksum is keyed by ``key``."""
-        return cls(id_bits, checksum_bits, chunk_bits, key.derive("payload/checksum"))
+    def for_key(
+        cls, key: SecretKey, id_bits: int, checksum_bits: int, chunk_bits: int, anchor_chunks: int = 0
+    ) -> PayloadCodec:
+        """The codec whose checksum and anchor colours are keyed by ``key``."""
+        sub = key.derive("payload/anchor")
+        # the top chunk_bits bits of one keyed byte per anchor: a uniform colour in [0, r)
+        anchors = tuple(
+            hmac.digest(sub, i.to_bytes(4, "big"), "sha256")[0] >> (8 - chunk_bits)
+            for i in range(anchor_chunks)
+        )
+        return cls(id_bits, checksum_bits, chunk_bits, key.derive("payload/checksum"), anchors)
 
     @property
     def n_colors(self) -> int:
@@ -103,6 +123,19 @@ class PayloadCodec:
     def n_chunks(self) -> int:
         """L = ceil(total_bits / chunk_bits)."""
         return -(-self.total_bits // self.chunk_bits)
+
+    @property
+    def n_slots(self) -> int:
+        """L + A: the payload chunks, then the anchor slots."""
+        return self.n_chunks + len(self.anchors)
+
+    def slots(self, ctx: np.ndarray) -> np.ndarray:
+        """The slot (int64 in [0, L + A)) each keyed context hash picks; < L is a payload chunk."""
+        return bucket(ctx, self.n_slots)
+
+    def slot_values(self, value: int | None) -> np.ndarray:
+        """The colour every slot favours for ``value``: its L chunk values, then the anchors."""
+        return np.concatenate([self.encode(value), np.asarray(self.anchors, dtype=np.int64)])
 
     def checksum(self, value: int) -> int:
         """The keyed checksum bits of an id."""
@@ -141,6 +174,41 @@ class PayloadCodec:
         value = msg >> self.checksum_bits
         check = msg & ((1 << self.checksum_bits) - 1)
         return value, check == self.checksum(value)
+
+
+@dataclass(frozen=True)
+class PayloadFreeTest:
+    """The test that needs no account: was this text (or suspect) marked with our key at all?
+
+    ``log_p`` is the exact ln p-value of ``score`` over every scored tuple (payload chunks:
+    evidence for *some* colour per chunk; anchor slots: the key's colour). ``anchor_log_p`` is
+    the exact ln p-value of the anchor slots alone (0 with no anchors): the part that survives a
+    mix of several accounts' outputs. :attr:`mixed_log_p` combines the two for audits.
+    """
+
+    score: float
+    expected: float
+    log_p: float
+    test: str
+    n_groups: int = 0  # independent groups the exact null convolves (KGW payload mode)
+    n_anchor: int = 0
+    anchor_score: float = 0.0
+    anchor_log_p: float = 0.0
+
+    @property
+    def mixed_log_p(self) -> float:
+        """The smaller of the two p-values, Bonferroni-corrected for the two (valid for a text
+        from one account or from several); ``log_p`` alone when there are no anchors."""
+        if self.n_anchor == 0:
+            return self.log_p
+        return stats.bonferroni(min(self.log_p, self.anchor_log_p), 2)
+
+    @property
+    def mixed_test(self) -> str:
+        """What :attr:`mixed_log_p` is, in words."""
+        if not self.n_anchor:
+            return self.test
+        return f"{self.test}; the smaller of its p-value and the anchor slots' alone, ×2"
 
 
 def decode_groups(
