@@ -191,7 +191,7 @@ class Gumbel(KeyedScheme):
         w = -np.log(-np.expm1(r * np.log(uu.max(axis=1)))) if tup.n else np.zeros(0)
         at = np.flatnonzero(slot >= L)
         if at.size:
-            colour = np.asarray(codec.anchors, dtype=np.int64)[slot[at] - L]
+            colour = codec.anchor_colours[slot[at] - L]
             w[at] = -np.log1p(-uu[at, colour])
         return w, uu, slot
 

@@ -166,11 +166,14 @@ class KGW(KeyedScheme):
         The tuples must be distinct (de-duplicated) for the p-value to be exact.
         """
         codec = self.codec(key)
+        return self._payload_free_test(codec, self.slot_counts(codec, tup))
+
+    @staticmethod
+    def _payload_free_test(codec: PayloadCodec, counts: np.ndarray) -> PayloadFreeTest:
         r, L = codec.n_colors, codec.n_chunks
-        counts = self.slot_counts(codec, tup)
         payload = counts[:, :L, :].reshape(-1, r)
         anchor = counts[:, L:, :]
-        hits = anchor[:, np.arange(len(codec.anchors)), np.asarray(codec.anchors, dtype=np.int64)].sum(axis=1)
+        hits = anchor[:, np.arange(len(codec.anchors)), codec.anchor_colours].sum(axis=1)
         n_anchor = anchor.sum(axis=(1, 2))
         groups = [max_count_log_pmf(int(m), r) for m in payload.sum(axis=1)]
         groups += [binomial_log_pmf(int(m), 1.0 / r) for m in n_anchor if m]
@@ -255,13 +258,14 @@ class KGW(KeyedScheme):
                 details.update(loc)
             return self._result(key, tup.n_tokens, n, k, log_p, alpha, spans=spans, details=details)
 
-        test = self.payload_free_test(key, tup)
-        details.update(test=test.test, n_groups=test.n_groups, colors=self.codec(key).n_colors,
+        codec = self.codec(key)
+        counts = self.slot_counts(codec, tup)  # binned once: the test and the decoding both read it
+        test = self._payload_free_test(codec, counts)
+        details.update(test=test.test, n_groups=test.n_groups, colors=codec.n_colors,
                        anchor_tuples=test.n_anchor, anchor_log10_p=test.anchor_log_p / stats.LN10)
         result = self._result(key, tup.n_tokens, n, test.score, test.log_p, alpha, details=details)
         if decode_payload and result.enough_tokens:
-            codec = self.codec(key)
-            evidence = self.slot_counts(codec, tup).sum(axis=0)[: codec.n_chunks]
+            evidence = counts.sum(axis=0)[: codec.n_chunks]
             est, more = decode_groups(codec, evidence, test.log_p, result.watermarked)
             details.update(more)
             result = self._result(

@@ -133,9 +133,14 @@ class PayloadCodec:
         """The slot (int64 in [0, L + A)) each keyed context hash picks; < L is a payload chunk."""
         return bucket(ctx, self.n_slots)
 
+    @property
+    def anchor_colours(self) -> np.ndarray:
+        """The anchor slots' colours as int64, in slot order (L, L + 1, …)."""
+        return np.asarray(self.anchors, dtype=np.int64)
+
     def slot_values(self, value: int | None) -> np.ndarray:
         """The colour every slot favours for ``value``: its L chunk values, then the anchors."""
-        return np.concatenate([self.encode(value), np.asarray(self.anchors, dtype=np.int64)])
+        return np.concatenate([self.encode(value), self.anchor_colours])
 
     def checksum(self, value: int) -> int:
         """The keyed checksum bits of an id."""
