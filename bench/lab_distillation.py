@@ -28,6 +28,7 @@ from distillguard.lab.run import LabConfig, LabResult, run_lab
 from distillguard.lab.student import StudentConfig
 from distillguard.provenance.controls import ControlsResult
 from distillguard.provenance.radioactivity import RadioactivityResult
+from distillguard.provenance.suspects import SUSPECT_TEMPERATURE
 from distillguard.watermark import SecretKey, schemes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,8 +112,64 @@ def _controls_line(c: ControlsResult, what: str) -> str:
     )
 
 
-def render(res: LabResult, command: str = "", gen_threads: int = 1) -> str:
-    """The benchmarks.md section body for one lab run."""
+def _sweep_block(results: list[LabResult]) -> list[str]:
+    """The suspect-temperature sweep: each student's p-values with its answers sampled at each
+    temperature (same prompts, same tuple dedup), and the null controls at each temperature; one
+    block of rows per student seed when the lab was repeated over seeds."""
+    first = results[0]
+    if not first.config.temperature_sweep and len(results) == 1:
+        return []
+    marks: list[int | None] = [10, 30, 100, None]
+    seeded = len(results) > 1
+    rows: list[list[object]] = []
+    for res in results:
+        for s in res.students:
+            points = [(res.config.suspect_temperature, s.radioactivity, s.logged)]
+            points += [(pt.temperature, pt.radioactivity, pt.logged) for pt in s.sweep]
+            for i, (t, held, logged) in enumerate(sorted(points, key=lambda x: -x[0])):
+                rows.append(
+                    [
+                        *([str(res.config.student.seed) if i == 0 else ""] if seeded else []),
+                        s.name if i == 0 else "",
+                        "greedy" if t == 0 else f"{t:g}",
+                        *[_cell(held, m) for m in marks],
+                        _cell(logged, 100) if logged else "–",
+                        _cell(logged, None) if logged else "–",
+                    ]
+                )
+    header = [
+        *(["student seed"] if seeded else []),
+        "student",
+        "suspect T",
+        *[f"held-out p @{m} queries" for m in marks[:-1]],
+        "held-out p, all",
+        "logged p @100",
+        "logged p, all",
+    ]
+    controls = [
+        f"{_controls_line(c, f'distilled student{sd}, held-out answers at T = {t:g}')}  "
+        for res in results
+        for sd in [f" (seed {res.config.student.seed})" if seeded else ""]
+        for t, c in sorted(res.sweep_controls.items(), key=lambda x: -x[0])
+    ]
+    return [
+        "Suspect sampling temperature (the auditor sets it in each request; same prompts, same "
+        "de-duplication, every temperature its own exact test"
+        + ("; each student seed a separately trained student whose answers are sampled with that seed):"
+           if seeded else "):"),
+        "",
+        markdown_table(header, rows),
+        "",
+        *controls,
+        "",
+    ]
+
+
+def render(
+    res: LabResult, command: str = "", gen_threads: int = 1, more: list[LabResult] | None = None
+) -> str:
+    """The benchmarks.md section body for one lab run (``more``: the same lab repeated with
+    other student seeds, shown in the temperature table)."""
     cfg = res.config
     marks: list[int | None] = [10, 30, 100, None]
     rows: list[list[object]] = []
@@ -165,7 +222,7 @@ def render(res: LabResult, command: str = "", gen_threads: int = 1) -> str:
             f"{cfg.scrub_steps} more steps on human text; scrubbed-paraphrased = trained on SmolLM2's "
             "paraphrase (watermark off) of every harvested answer; scrubbed-averaged = every weight the mean "
             "of the distilled and clean-control students' (same initialisation). Suspect queries "
-            "(answers sampled at T = 0.8, "
+            f"(answers sampled at T = {cfg.suspect_temperature:g}, "
             f"≤ {cfg.max_new_tokens} tokens each, tuples de-duplicated over all answers): {cfg.n_queries} "
             f"**held-out** ShareGPT prompts the attacker never sent{logged_desc}. Reading test on "
             f"{cfg.reading_texts} harvest texts (mass statistic, Chernoff bound).",
@@ -174,9 +231,14 @@ def render(res: LabResult, command: str = "", gen_threads: int = 1) -> str:
             "",
             *[f"{line}  " for line in controls],
             "",
-            *lab_footer(3, targets(res), res.seconds, gen_threads),
+            *_sweep_block([res, *(more or [])]),
+            *lab_footer(3, targets(res), res.seconds + sum(m.seconds for m in more or []), gen_threads),
         ]
     )
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
 
 
 def main() -> int:
@@ -200,6 +262,14 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for SmolLM2's passes (default 1)")
+    ap.add_argument("--suspect-temperature", type=float, default=SUSPECT_TEMPERATURE,
+                    help="the suspect's sampling temperature in the main audit (0 = greedy; default "
+                    "the audit's)")
+    ap.add_argument("--student-seeds", default="0",
+                    help="comma-separated student seeds: the lab is repeated for each (harvests reused); "
+                    "the first seed's run fills the main table")
+    ap.add_argument("--temperature-sweep", default="",
+                    help="comma-separated further suspect temperatures to audit, e.g. 1.0,0.5,0.3,0")
     args = ap.parse_args()
     from distillguard.model import Generator
 
@@ -214,6 +284,8 @@ def main() -> int:
         logged_queries=not args.no_logged,
         student=StudentConfig(steps=args.steps),
         students=tuple(args.students.split(",")) if args.students else None,
+        suspect_temperature=args.suspect_temperature,
+        temperature_sweep=tuple(float(t) for t in args.temperature_sweep.split(",") if t.strip()),
     )
     if args.quick:
         cfg = replace(
@@ -228,10 +300,15 @@ def main() -> int:
             student=StudentConfig(steps=30),
         )
     gen = Generator.load(None, num_threads=args.threads)
-    res = run_lab(gen, scheme, ROOT / ".cache" / "lab", cfg, log=lambda m: print(m, flush=True))
+    runs = []
+    for seed in [int(x) for x in args.student_seeds.split(",")]:
+        run_cfg = replace(cfg, student=replace(cfg.student, seed=seed))
+        runs.append(run_lab(gen, scheme, ROOT / ".cache" / "lab", run_cfg, log=_log))
+    res = runs[0]
     out = ROOT / ".cache" / "lab" / f"results-{args.scheme}.json"
-    out.write_text(json.dumps(asdict(res), indent=1, default=str))
-    body = render(res, "", args.threads)
+    saved = [asdict(r) for r in runs] if len(runs) > 1 else asdict(res)
+    out.write_text(json.dumps(saved, indent=1, default=str))
+    body = render(res, "", args.threads, runs[1:])
     print(body)
     if not args.no_write:
         name = args.section or (

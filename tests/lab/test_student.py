@@ -92,6 +92,9 @@ def test_a_trained_student_is_radioactive_and_a_clean_one_is_not() -> None:
         assert student.losses[-1] < student.losses[0]
         answers = student.answer(prompts, max_new_tokens=40, seed=1)
         assert all(np.isin(a, IDS).all() for a in answers)
+        # temperature 0 is greedy decoding: the same answers whatever the seed
+        greedy = [student.answer(prompts[:8], max_new_tokens=12, temperature=0, seed=s) for s in (1, 2)]
+        assert all(np.array_equal(a, b) for a, b in zip(*greedy, strict=True))
         results[name] = (
             radioactivity_test(scheme, answers).log10_p_value,
             reading_test(

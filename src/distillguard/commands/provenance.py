@@ -387,6 +387,7 @@ def _min_count(text: str) -> int | str:
 
 def register(subparsers: Any) -> None:
     """Add the ``audit`` sub-command."""
+    from distillguard.provenance.suspects import SUSPECT_TEMPERATURE
     p = subparsers.add_parser(
         "audit",
         help="test a suspect model for our watermark, canaries and behaviour; write one report",
@@ -416,7 +417,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--queries", type=int, default=200, help="number of prompts to send (default 200)")
     p.add_argument("--prompt-offset", type=int, default=0, help="skip this many prompts first")
     p.add_argument("--max-tokens", type=int, default=160, help="answer length requested (default 160)")
-    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=SUSPECT_TEMPERATURE,
+        help=f"the suspect's sampling temperature (default {SUSPECT_TEMPERATURE}: cooler answers carry a "
+        "learned watermark more strongly; see docs/provenance.md)",
+    )
     p.add_argument("--max-retries", type=int, default=5, help="retries per prompt on 429/5xx (default 5)")
     p.add_argument(
         "--backoff", type=float, default=1.0, help="first retry wait in seconds, doubled each time"

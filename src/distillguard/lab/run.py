@@ -52,12 +52,14 @@ from distillguard.lab.student import CompactVocab, Student, StudentConfig, avera
 from distillguard.provenance.controls import ControlsResult, null_controls
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingResult, reading_test
+from distillguard.provenance.suspects import SUSPECT_TEMPERATURE
 from distillguard.watermark.base import WatermarkScheme
 
 __all__ = [
     "LabConfig",
     "LabResult",
     "StudentResult",
+    "SweepPoint",
     "logged_prompt_order",
     "run_lab",
     "training_pairs",
@@ -82,7 +84,30 @@ class LabConfig:
     n_controls: int = 100
     students: tuple[str, ...] | None = None  # train only these (None = all)
     logged_queries: bool = True  # also audit on the logged prompts (min(n_queries, n_harvest) of them)
+    # The auditor chooses how the suspect samples (an API takes a temperature). The main audit
+    # uses ``suspect_temperature`` (the audit's default; sections measured before it existed say
+    # T = 0.8); each of ``temperature_sweep`` is audited as well, on the same prompts, with its
+    # own null controls (0 = greedy).
+    suspect_temperature: float = SUSPECT_TEMPERATURE
+    temperature_sweep: tuple[float, ...] = ()
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for t in (self.suspect_temperature, *self.temperature_sweep):
+            if not (math.isfinite(t) and 0 <= t <= 2):
+                raise ConfigError(
+                    "A suspect sampling temperature of LabConfig must be in [0, 2] (0 = greedy). "
+                    f"Got {t!r} instead."
+                )
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One student's black-box audits with its answers sampled at ``temperature``."""
+
+    temperature: float
+    radioactivity: RadioactivityResult
+    logged: RadioactivityResult | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,7 @@ class StudentResult:
     radioactivity: RadioactivityResult
     reading: ReadingResult
     logged: RadioactivityResult | None = None
+    sweep: tuple[SweepPoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +141,8 @@ class LabResult:
     controls: ControlsResult
     seconds: float
     controls_logged: ControlsResult | None = None
+    # temperature -> null controls on the distilled student's held-out answers at that temperature
+    sweep_controls: dict[float, ControlsResult] = field(default_factory=dict)
 
 
 def _human_corpus(tokenizer: Any, n_tokens: int, skip_prompts: set[str]) -> list[np.ndarray]:
@@ -290,22 +318,45 @@ def run_lab(
     results: list[StudentResult] = []
     answers: dict[str, list[np.ndarray]] = {}
     distilled_answers: dict[str, list[np.ndarray]] = {}
+    sweep_answers: dict[float, list[np.ndarray]] = {}
     distilled: Student | None = None
     trained: dict[str, Student] = {}
     n_params = 0
 
-    def audit(name: str, student: Student, n_train: int, frac: float) -> dict[str, list[np.ndarray]]:
-        sets = {"held-out": held_ids, **({"logged": logged_ids} if logged_ids else {})}
-        out = {
-            k: student.answer(ids, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    sets = {"held-out": held_ids, **({"logged": logged_ids} if logged_ids else {})}
+
+    # The suspect's sampling seed moves with the student's seed, so a lab repeated over student
+    # seeds varies both what was learned and what is sampled (seed 0 keeps earlier runs' draws).
+    answer_seed = cfg.seed + cfg.student.seed
+
+    def answer_all(student: Student, temperature: float) -> dict[str, list[np.ndarray]]:
+        return {
+            k: student.answer(
+                ids, max_new_tokens=cfg.max_new_tokens, temperature=temperature, seed=answer_seed
+            )
             for k, ids in sets.items()
         }
-        radio = {k: radioactivity_test(scheme, a, curve_points=12, curve_at=_MARKS) for k, a in out.items()}
+
+    def radio_all(out: dict[str, list[np.ndarray]]) -> dict[str, RadioactivityResult]:
+        return {k: radioactivity_test(scheme, a, curve_points=12, curve_at=_MARKS) for k, a in out.items()}
+
+    def audit(name: str, student: Student, n_train: int, frac: float) -> dict[str, list[np.ndarray]]:
+        out = answer_all(student, cfg.suspect_temperature)
+        radio = radio_all(out)
+        sweep = []
+        for t in cfg.temperature_sweep:
+            t_out = answer_all(student, t)
+            t_radio = radio_all(t_out)
+            sweep.append(SweepPoint(t, t_radio["held-out"], t_radio.get("logged")))
+            if name == "distilled":
+                sweep_answers[t] = t_out["held-out"]
+            log(f"{name} at T={t:g}: " + ", ".join(f"{k} {r.log10_p_value:.1f}" for k, r in t_radio.items()))
         read = reading_test(scheme, student.reading_items(reading_texts), statistic="mass")
         loss = float(np.mean(student.losses[-10:])) if student.losses else math.nan  # nan: not trained
         results.append(
             StudentResult(
-                name, n_train, frac, loss, student.seconds, radio["held-out"], read, radio.get("logged")
+                name, n_train, frac, loss, student.seconds, radio["held-out"], read, radio.get("logged"),
+                tuple(sweep),
             )
         )
         log(
@@ -367,4 +418,5 @@ def run_lab(
         controls=controls,
         seconds=time.perf_counter() - t_start,
         controls_logged=controls_logged,
+        sweep_controls={t: controls_on(a) for t, a in sweep_answers.items()},
     )

@@ -124,7 +124,8 @@ class Student:
         seed: int = 0,
         batch_size: int = 32,
     ) -> list[np.ndarray]:
-        """Sample an answer (real ids, end-of-answer excluded) to each chat-templated prompt."""
+        """Sample an answer (real ids, end-of-answer excluded) to each chat-templated prompt
+        (``temperature`` 0: greedy)."""
         import torch
 
         from distillguard.model.batching import left_padded
@@ -141,10 +142,10 @@ class Student:
                     input_ids=ids,
                     attention_mask=mask,
                     max_new_tokens=max_new_tokens,
-                    do_sample=True,
-                    temperature=temperature,
-                    top_k=0,
-                    top_p=1.0,
+                    do_sample=temperature > 0,
+                    temperature=temperature if temperature > 0 else None,
+                    top_k=0 if temperature > 0 else None,
+                    top_p=1.0 if temperature > 0 else None,
                     pad_token_id=_EOS,
                     eos_token_id=_EOS,
                     bad_words_ids=[[_UNK]],

@@ -27,7 +27,16 @@ import numpy as np
 from distillguard.errors import ConfigError, DistillGuardError, InputError, missing_extra
 from distillguard.provenance.reading import ReadingItem
 
+# The sampling temperature a black-box audit asks the suspect for. A student learns the
+# watermark as a small logit bias toward green tokens; sampling cooler scales that bias up where
+# the student is undecided, until answers start repeating and de-duplication keeps fewer
+# tuples. In the distillation lab (docs/benchmarks.md, lab-distillation-seeds: four students)
+# 0.5 gave the best worst case at 100 queries (1e-5.0 vs 0.011 at 0.8). Any temperature gives an
+# exact test: the null does not depend on how the suspect samples.
+SUSPECT_TEMPERATURE = 0.5
+
 __all__ = [
+    "SUSPECT_TEMPERATURE",
     "AnswersFileSuspect",
     "EndpointSuspect",
     "LocalModelSuspect",
@@ -98,7 +107,7 @@ class EndpointSuspect:
     api_key: str | None = None
     model: str = "default"
     max_tokens: int = 160
-    temperature: float = 0.7
+    temperature: float = SUSPECT_TEMPERATURE
     max_retries: int = 5
     backoff: float = 1.0
     timeout: float = 60.0
@@ -212,7 +221,12 @@ class LocalModelSuspect:
     """A causal LM in a local transformers directory, answering with its chat template if any."""
 
     def __init__(
-        self, model_dir: Path, *, max_new_tokens: int = 160, temperature: float = 0.7, seed: int = 0
+        self,
+        model_dir: Path,
+        *,
+        max_new_tokens: int = 160,
+        temperature: float = SUSPECT_TEMPERATURE,
+        seed: int = 0,
     ):
         try:
             import torch
