@@ -53,6 +53,7 @@ from distillguard.provenance.controls import ControlsResult, null_controls
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingResult, reading_test
 from distillguard.provenance.suspects import SUSPECT_TEMPERATURE
+from distillguard.watermark._common import check_real
 from distillguard.watermark.base import WatermarkScheme
 
 __all__ = [
@@ -93,12 +94,11 @@ class LabConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for t in (self.suspect_temperature, *self.temperature_sweep):
-            if not (math.isfinite(t) and 0 <= t <= 2):
-                raise ConfigError(
-                    "A suspect sampling temperature of LabConfig must be in [0, 2] (0 = greedy). "
-                    f"Got {t!r} instead."
-                )
+        # [0, 2], 0 = greedy
+        temps = [("suspect_temperature", self.suspect_temperature)]
+        temps += [("temperature_sweep", t) for t in self.temperature_sweep]
+        for name, t in temps:
+            check_real("LabConfig", name, t, 0, 2, open_lo=False, open_hi=False)
 
 
 @dataclass(frozen=True)
