@@ -103,3 +103,17 @@ def test_a_trained_student_is_radioactive_and_a_clean_one_is_not() -> None:
         )
     assert results["distilled"][0] < -4 and results["distilled"][1] < -4
     assert results["clean"][0] > -3 and results["clean"][1] > -3
+
+
+def test_device_is_validated_and_a_missing_gpu_is_a_clear_error() -> None:
+    import torch
+
+    for bad in ("gpu", "cuda:x", "", 0):
+        with pytest.raises(ConfigError, match="'device'"):
+            StudentConfig(device=bad)  # type: ignore[arg-type]
+    assert StudentConfig(device="cuda:1").device == "cuda:1"
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the missing-GPU error cannot be shown")
+    vocab = CompactVocab.build([np.arange(10)])
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        train_student([np.arange(10)] * 20, vocab, StudentConfig(device="cuda", seq_len=8, steps=1))

@@ -61,6 +61,8 @@ __all__ = [
     "LabResult",
     "StudentResult",
     "SweepPoint",
+    "answer_controls",
+    "human_corpus",
     "logged_prompt_order",
     "run_lab",
     "training_pairs",
@@ -145,7 +147,7 @@ class LabResult:
     sweep_controls: dict[float, ControlsResult] = field(default_factory=dict)
 
 
-def _human_corpus(tokenizer: Any, n_tokens: int, skip_prompts: set[str]) -> list[np.ndarray]:
+def human_corpus(tokenizer: Any, n_tokens: int, skip_prompts: set[str]) -> list[np.ndarray]:
     """ShareGPT (human prompt, ChatGPT answer) pairs as chat-templated ids, about ``n_tokens``."""
     from distillguard.data.corpora import iter_sharegpt
 
@@ -173,6 +175,19 @@ def training_pairs(records: list[HarvestRecord]) -> list[np.ndarray]:
 
 
 _MARKS = (10, 30, 100, 300, 1000)  # query counts the reported curves always include
+
+
+def answer_controls(
+    scheme: WatermarkScheme, answers: list[np.ndarray], *, seed: int, n_keys: int
+) -> ControlsResult:
+    """The black-box audit of ``answers`` rerun under ``n_keys`` never-used keys (same scheme
+    config): their p-values must look uniform."""
+    return null_controls(
+        lambda k: type(scheme)(scheme.config, k),  # type: ignore[attr-defined, call-arg]
+        lambda s: radioactivity_test(s, answers, curve_points=0).log10_p_value,
+        np.random.default_rng(seed),
+        n_keys=n_keys,
+    )
 
 
 def logged_prompt_order(n_logged: int, n_queries: int, seed: int) -> list[int]:
@@ -274,7 +289,7 @@ def run_lab(
     )
     harvest_seconds = time.perf_counter() - t0
     tok = generator.tokenizer
-    human = _human_corpus(
+    human = human_corpus(
         tok, cfg.human_tokens + cfg.max_new_tokens * cfg.n_harvest, set(prompts) | set(held_out)
     )
     wm_seqs, clean_seqs = training_pairs(wm), training_pairs(clean)
@@ -395,12 +410,7 @@ def run_lab(
         raise ConfigError(f"No student to train: {cfg.students} names none of {all_students}.")
 
     def controls_on(texts: list[np.ndarray]) -> ControlsResult:
-        return null_controls(
-            lambda k: type(scheme)(scheme.config, k),  # type: ignore[attr-defined, call-arg]
-            lambda s: radioactivity_test(s, texts, curve_points=0).log10_p_value,
-            np.random.default_rng(cfg.seed),
-            n_keys=cfg.n_controls,
-        )
+        return answer_controls(scheme, texts, seed=cfg.seed, n_keys=cfg.n_controls)
 
     controls = controls_on(control_answers["held-out"])
     controls_logged = controls_on(control_answers["logged"]) if "logged" in control_answers else None

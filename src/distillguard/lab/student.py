@@ -9,7 +9,9 @@ drops ~40k output rows the student could never learn anyway.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ class StudentConfig:
         steps, batch_size, lr: AdamW with linear warm-up and cosine decay.
         seed: initialisation and batch order.
         threads: torch intra-op threads (1 is often fastest on a busy 2-core machine).
+        device: torch device to train and answer on ("cpu", "cuda", "cuda:1"); on CUDA the
+            forward passes run in bfloat16 autocast (weights and optimiser stay float32).
     """
 
     d_model: int = 128
@@ -47,6 +51,7 @@ class StudentConfig:
     lr: float = 3e-3
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "seq_len", "steps", "batch_size", "threads"):
@@ -57,6 +62,11 @@ class StudentConfig:
                 )
         if self.d_model % self.n_heads:
             raise ConfigError("The 'd_model' parameter of StudentConfig must be a multiple of 'n_heads'.")
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(
+                f"The 'device' parameter of StudentConfig must be 'cpu', 'cuda' or 'cuda:N'. "
+                f"Got {self.device!r} instead."
+            )
         if not (isinstance(self.lr, float) and 0.0 < self.lr < 1.0):
             raise ConfigError(
                 f"The 'lr' parameter of StudentConfig must be a float in (0, 1). Got {self.lr!r}."
@@ -117,7 +127,7 @@ class Student:
 
     def answer(
         self,
-        prompt_ids: Sequence[Sequence[int]],
+        prompt_ids: Sequence[Sequence[int] | np.ndarray],
         *,
         max_new_tokens: int = 96,
         temperature: float = 0.8,
@@ -137,10 +147,10 @@ class Student:
             rows = [self.vocab.encode(p)[-ctx_room:] for p in prompt_ids[start : start + batch_size]]
             ids, mask = left_padded(rows, _EOS)
             width = ids.shape[1]
-            with torch.inference_mode():
+            with torch.inference_mode(), _autocast(torch, self.config.device):
                 gen = self.model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
+                    input_ids=ids.to(self.config.device),
+                    attention_mask=mask.to(self.config.device),
                     max_new_tokens=max_new_tokens,
                     do_sample=temperature > 0,
                     temperature=temperature if temperature > 0 else None,
@@ -150,32 +160,35 @@ class Student:
                     eos_token_id=_EOS,
                     bad_words_ids=[[_UNK]],
                 )
-            for row in gen[:, width:].numpy():
+            for row in gen[:, width:].cpu().numpy():
                 stop = np.flatnonzero(row == _EOS)
                 out.append(self.vocab.decode(row[: stop[0]] if stop.size else row))
         return out
 
     def reading_items(
-        self, texts: Sequence[tuple[Sequence[int], Sequence[int]]], *, top_k: int = 32
+        self,
+        texts: Sequence[tuple[Sequence[int] | np.ndarray, Sequence[int] | np.ndarray]],
+        *,
+        top_k: int = 32,
     ) -> list[ReadingItem]:
         """The student's top-k next-token predictions on ``(history_ids, text_ids)`` pairs."""
         import torch
 
         items = []
         room = self.config.seq_len * 2
-        with torch.inference_mode():
+        with torch.inference_mode(), _autocast(torch, self.config.device):
             for hist, text in texts:
                 t = np.asarray(text, dtype=np.int64)[:room]
                 h = np.asarray(hist, dtype=np.int64)[-(room - t.size) :] if room > t.size else t[:0]
                 if t.size < 2:
                     continue
                 rows = torch.from_numpy(self.vocab.encode(np.concatenate([h, t])))[None, :]
-                logits = self.model(input_ids=rows).logits[0, h.size :, :].float()
+                logits = self.model(input_ids=rows.to(self.config.device)).logits[0, h.size :, :].float()
                 logits[:, [_UNK, _EOS]] = -math.inf  # predictions over real tokens only
                 probs = torch.softmax(logits, dim=-1)
                 top = torch.topk(probs, k=min(top_k, probs.shape[-1] - 2), dim=-1)
-                cand = self.vocab.ids[top.indices.numpy()]
-                items.append(ReadingItem(t, cand, top.values.numpy().astype(np.float64), history=h))
+                cand = self.vocab.ids[top.indices.cpu().numpy()]
+                items.append(ReadingItem(t, cand, top.values.cpu().numpy().astype(np.float64), history=h))
         return items
 
 
@@ -203,6 +216,14 @@ def average_students(a: Student, b: Student, weight: float = 0.5) -> Student:
                            for k in sa})
     model.eval()
     return Student(model, a.vocab, a.config, [], 0.0)
+
+
+def _autocast(torch: Any, device: str) -> Any:
+    """bfloat16 autocast on CUDA (the tensor cores' rate; the small models here are stable in it),
+    nothing on CPU, where bfloat16 matmuls are slower than float32 on most processors."""
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _import() -> tuple[Any, Any]:
@@ -233,6 +254,10 @@ def train_student(
     cfg = config or StudentConfig()
     torch, transformers = _import()
     torch.set_num_threads(cfg.threads)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"StudentConfig.device is {cfg.device!r} but torch sees no CUDA device; use device='cpu'."
+        )
     stream = (
         np.concatenate([np.append(vocab.encode(s), _EOS) for s in sequences]) if sequences else np.zeros(0)
     )
@@ -240,6 +265,7 @@ def train_student(
     if n_win < 1:
         raise InputError(f"Not enough training tokens ({stream.size}) for one window of {cfg.seq_len}.")
     windows = torch.from_numpy(stream[: n_win * cfg.seq_len].reshape(n_win, cfg.seq_len).astype(np.int64))
+    windows = windows.to(cfg.device)
     torch.manual_seed(cfg.seed)
     if init is None:
         mcfg = transformers.LlamaConfig(
@@ -258,6 +284,7 @@ def train_student(
         model = transformers.LlamaForCausalLM(mcfg)
     else:
         model = init.model
+    model.to(cfg.device)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     warm = max(1, cfg.steps // 20)
@@ -273,8 +300,9 @@ def train_student(
     t0 = time.perf_counter()
     for _ in range(cfg.steps):
         idx = torch.randint(0, n_win, (cfg.batch_size,), generator=gen)
-        batch = windows[idx]
-        loss = model(input_ids=batch, labels=batch).loss
+        batch = windows[idx.to(cfg.device)]
+        with _autocast(torch, cfg.device):
+            loss = model(input_ids=batch, labels=batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

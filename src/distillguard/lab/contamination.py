@@ -1,0 +1,386 @@
+"""Contamination at scale: students whose training text is only X% watermarked, X down to 1%.
+
+:func:`~distillguard.lab.run.run_lab`'s contaminated students mix a few thousand watermarked
+tokens into 100k tokens of human text, what two CPU cores train in minutes; such students have
+not learned the watermarked part, whatever its share. Here the *whole* harvest is kept and human
+text is added until the harvest's answers are the asked fraction of the training tokens (1% of a
+180k-token harvest is an 18M-token corpus), which is how a contaminator's data looks: a real
+instruction set with our answers mixed in.
+
+The two halves run where their compute is. The data is prepared where the teacher runs, into a
+:class:`ContaminationBundle` file (token ids only: no tokenizer, no teacher needed afterwards);
+the students are trained and audited by :func:`run_contamination` on ``StudentConfig.device``
+(a GPU trains the 18M-token student in minutes). The audits are the lab's: black-box on held-out
+and on logged prompts, the reading test on harvest texts, null controls under never-used keys.
+
+Fractions count *answer* tokens (what carries the watermark), not the prompts sent with them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from distillguard.errors import ConfigError, InputError
+from distillguard.lab.run import answer_controls, logged_prompt_order
+from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
+from distillguard.provenance.controls import ControlsResult
+from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
+from distillguard.provenance.reading import ReadingResult, reading_test
+from distillguard.provenance.suspects import SUSPECT_TEMPERATURE
+from distillguard.watermark._common import check_real
+from distillguard.watermark.base import WatermarkScheme
+
+__all__ = [
+    "ContaminationBundle",
+    "ContaminationConfig",
+    "ContaminationResult",
+    "ContaminationStudent",
+    "contamination_corpus",
+    "run_contamination",
+]
+
+_GROUPS = ("wm_prompts", "wm_answers", "human", "held_out")
+_MARKS = (10, 30, 100, 300, 1000)
+
+
+@dataclass(frozen=True)
+class ContaminationBundle:
+    """Everything the students are trained and audited on, as SmolLM2 token ids.
+
+    Attributes:
+        wm_prompts, wm_answers: the harvest: chat-templated prompts and our watermarked answers
+            (the logged queries are the prompts, the reading texts the pairs).
+        human: chat-templated (prompt, answer) sequences of text we never generated.
+        held_out: chat-templated prompts the attacker never sent.
+        meta: how it was made (scheme name and config, key id, harvest settings).
+    """
+
+    wm_prompts: tuple[np.ndarray, ...]
+    wm_answers: tuple[np.ndarray, ...]
+    human: tuple[np.ndarray, ...]
+    held_out: tuple[np.ndarray, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.wm_prompts) != len(self.wm_answers):
+            raise InputError(
+                f"A contamination bundle needs one prompt per watermarked answer; got "
+                f"{len(self.wm_prompts)} prompts and {len(self.wm_answers)} answers."
+            )
+        for name in _GROUPS:
+            if not getattr(self, name):
+                raise InputError(f"A contamination bundle needs a non-empty {name!r} group.")
+
+    @property
+    def wm_tokens(self) -> int:
+        """Watermarked answer tokens in the harvest."""
+        return int(sum(a.size for a in self.wm_answers))
+
+    @property
+    def human_tokens(self) -> int:
+        """Tokens of human text available."""
+        return int(sum(h.size for h in self.human))
+
+    def save(self, path: Path) -> Path:
+        """Write the bundle as one compressed ``.npz`` (ids as uint16 when they fit, as SmolLM2's
+        49,152 do, else uint32; lengths per group)."""
+        arrays: dict[str, np.ndarray] = {}
+        for name in _GROUPS:
+            ids = np.concatenate(getattr(self, name))
+            if ids.size and (ids.min() < 0 or ids.max() >= 2**32):
+                raise InputError(f"Token ids of {name!r} must lie in [0, 2**32).")
+            arrays[f"{name}_ids"] = ids.astype(np.uint16 if ids.size and ids.max() < 2**16 else np.uint32)
+            seqs = getattr(self, name)
+            arrays[f"{name}_len"] = np.array([s.size for s in seqs], dtype=np.int64)
+        arrays["meta"] = np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), dtype=np.uint8)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:  # a file handle: np.savez would append ".npz" to the name
+            np.savez_compressed(fh, **cast(dict[str, Any], arrays))  # numpy's stub types **kwds oddly
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ContaminationBundle:
+        """Read a bundle written by :meth:`save`.
+
+        Raises:
+            InputError: the file is missing or not a bundle.
+        """
+        try:
+            with np.load(Path(path)) as z:
+                groups = {}
+                for name in _GROUPS:
+                    ids, lens = z[f"{name}_ids"].astype(np.int64), z[f"{name}_len"]
+                    if int(lens.sum()) != ids.size or (lens < 0).any():
+                        raise ValueError(f"{name}: lengths do not add up to the ids")
+                    groups[name] = tuple(np.split(ids, np.cumsum(lens)[:-1]))
+                meta = json.loads(z["meta"].tobytes().decode())
+        except FileNotFoundError:
+            raise InputError(f"No contamination bundle at {path}.") from None
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"{path} is not a contamination bundle ({exc}).") from None
+        return cls(meta=meta, **groups)
+
+
+@dataclass(frozen=True)
+class ContaminationConfig:
+    """What to train and how to audit it.
+
+    Attributes:
+        fractions: watermarked shares of the training answer tokens, each in (0, 1). Students
+            train in this order, after the distilled and the human-control one: put first what
+            matters most when a time budget may cut the run.
+        control_fraction: the human-control student trains on the very human text of this
+            fraction's student, without the watermarked part (must be one of ``fractions``).
+        epochs: passes over each student's corpus; ``min_steps`` floors the small corpora
+            (the distilled student's harvest alone is a few hundred thousand tokens).
+        student: architecture, batch and device (every student the same).
+        n_queries: black-box queries per query set; ``reading_texts``: harvest texts read.
+        time_budget_s: students not started before this much time has passed are skipped
+            (reported, not silently dropped); None: no budget.
+    """
+
+    fractions: tuple[float, ...] = (0.10, 0.05, 0.01)
+    control_fraction: float = 0.05
+    epochs: float = 2.0
+    min_steps: int = 400
+    student: StudentConfig = field(default_factory=StudentConfig)
+    n_queries: int = 1000
+    max_new_tokens: int = 96
+    suspect_temperature: float = SUSPECT_TEMPERATURE
+    reading_texts: int = 300
+    n_controls: int = 100
+    answer_batch: int = 250
+    time_budget_s: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.fractions:
+            raise ConfigError("ContaminationConfig needs at least one fraction.")
+        for f in self.fractions:
+            check_real("ContaminationConfig", "fractions", f, 0, 1)
+        if self.control_fraction not in self.fractions:
+            raise ConfigError(
+                f"ContaminationConfig.control_fraction must be one of fractions {self.fractions}. "
+                f"Got {self.control_fraction!r}."
+            )
+        check_real("ContaminationConfig", "epochs", self.epochs, 0, 1000, open_hi=False)
+        check_real("ContaminationConfig", "suspect_temperature", self.suspect_temperature, 0, 2,
+                   open_lo=False, open_hi=False)
+        for name in ("min_steps", "n_queries", "max_new_tokens", "reading_texts", "n_controls",
+                     "answer_batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(
+                    f"The {name!r} parameter of ContaminationConfig must be an int ≥ 1. Got {v!r}."
+                )
+        if self.time_budget_s is not None:
+            check_real("ContaminationConfig", "time_budget_s", self.time_budget_s, 0, math.inf)
+
+
+@dataclass(frozen=True)
+class ContaminationStudent:
+    """One student: its corpus, training and audits."""
+
+    name: str
+    fraction: float  # watermarked answer tokens / all training tokens
+    watermarked_tokens: int
+    train_tokens: int
+    steps: int
+    final_loss: float
+    train_seconds: float
+    radioactivity: RadioactivityResult
+    logged: RadioactivityResult
+    reading: ReadingResult
+
+
+@dataclass(frozen=True)
+class ContaminationResult:
+    """The whole run: students in training order, null controls, what was skipped."""
+
+    config: ContaminationConfig
+    scheme: str
+    key_id: str
+    bundle: dict[str, Any]
+    n_params: int
+    vocab_size: int
+    students: tuple[ContaminationStudent, ...]
+    controls: ControlsResult | None
+    controls_logged: ControlsResult | None
+    skipped: tuple[str, ...]
+    seconds: float
+
+
+def contamination_corpus(
+    bundle: ContaminationBundle, fraction: float, *, seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """The ``fraction`` student's corpus: ``(watermarked pairs, human sequences, wm tokens)``.
+
+    All of the harvest is used while there is human text enough; otherwise the harvest is cut so
+    that the fraction still holds. Human text is taken in bundle order (so the control student,
+    given the same fraction, gets the same text).
+
+    >>> a = tuple(np.arange(5) for _ in range(4))
+    >>> b = ContaminationBundle(a, a, tuple(np.arange(10) for _ in range(30)), a)
+    >>> _, human, wm = contamination_corpus(b, 0.10)
+    >>> wm, sum(h.size for h in human) >= 9 * wm
+    (20, True)
+    """
+    check_real("contamination_corpus", "fraction", fraction, 0, 1, open_hi=False)
+    pairs = [(p, a) for p, a in zip(bundle.wm_prompts, bundle.wm_answers, strict=True)]
+    order = np.random.default_rng([seed, 0xC0_17A]).permutation(len(pairs))
+    want_wm = bundle.wm_tokens
+    # total tokens t with wm/t = f: human share (prompts included) = wm (1 - f) / f - wm prompts
+    prompt_tokens = sum(p.size for p, _ in pairs)
+    human_needed = want_wm * (1 - fraction) / fraction - prompt_tokens
+    if human_needed > bundle.human_tokens:
+        # not enough human text: scale the harvest down in proportion
+        scale = bundle.human_tokens / max(human_needed, 1.0)
+        want_wm = int(want_wm * scale)
+    wm_pairs: list[np.ndarray] = []
+    wm_tokens = 0
+    for i in order:
+        p, a = pairs[i]
+        if wm_tokens + a.size > want_wm and wm_pairs:
+            break
+        wm_pairs.append(np.concatenate([p, a]))
+        wm_tokens += a.size
+    total_wanted = wm_tokens / fraction
+    human: list[np.ndarray] = []
+    have = sum(s.size for s in wm_pairs)
+    for h in bundle.human:
+        if have >= total_wanted:
+            break
+        human.append(h)
+        have += h.size
+    return wm_pairs, human, wm_tokens
+
+
+def _steps(cfg: ContaminationConfig, n_tokens: int) -> int:
+    per_step = cfg.student.batch_size * cfg.student.seq_len
+    return max(cfg.min_steps, math.ceil(cfg.epochs * n_tokens / per_step))
+
+
+def run_contamination(
+    bundle: ContaminationBundle,
+    scheme: WatermarkScheme,
+    config: ContaminationConfig | None = None,
+    *,
+    log: Callable[[str], None] = print,
+    on_student: Callable[[ContaminationStudent, dict[str, list[np.ndarray]]], None] | None = None,
+) -> ContaminationResult:
+    """Train the distilled, human-control and contaminated students on ``bundle`` and audit them.
+
+    ``on_student`` is called after each audit with the student's row and its answers per query
+    set (to save them, or partial results, while later students train).
+
+    Raises:
+        ConfigError: the scheme's key is not the one the bundle was harvested with.
+    """
+    cfg = config or ContaminationConfig()
+    t_start = time.perf_counter()
+    key_id = scheme.keyring.primary.key_id  # type: ignore[attr-defined]
+    if bundle.meta.get("key_id") not in (None, key_id):
+        raise ConfigError(
+            f"The bundle was harvested under key {bundle.meta['key_id']} but the scheme holds "
+            f"{key_id}: audit with the harvest's key."
+        )
+    plan: list[tuple[str, float]] = [("distilled", 1.0), ("human-control", cfg.control_fraction)]
+    plan += [(f"contaminated-{f:.0%}", f) for f in cfg.fractions]
+    corpora: dict[str, tuple[list[np.ndarray], int]] = {}
+    for name, f in plan:
+        if name == "distilled":
+            seqs = [np.concatenate([p, a]) for p, a in zip(bundle.wm_prompts, bundle.wm_answers, strict=True)]
+            corpora[name] = (seqs, bundle.wm_tokens)
+        else:
+            wm_pairs, human, wm = contamination_corpus(bundle, f, seed=cfg.seed)
+            corpora[name] = (human, 0) if name == "human-control" else (wm_pairs + human, wm)
+    vocab = CompactVocab.build([s for seqs, _ in corpora.values() for s in seqs])
+    log(f"compact vocabulary: {vocab.size} ids")
+
+    n_q = cfg.n_queries
+    held = list(bundle.held_out[:n_q])
+    logged = [bundle.wm_prompts[i] for i in logged_prompt_order(len(bundle.wm_prompts), n_q, cfg.seed)]
+    reading_texts = list(zip(bundle.wm_prompts, bundle.wm_answers, strict=True))[: cfg.reading_texts]
+    rows: list[ContaminationStudent] = []
+    skipped: list[str] = []
+    distilled_answers: dict[str, list[np.ndarray]] = {}
+    n_params = 0
+    for name, (seqs, wm) in corpora.items():
+        elapsed = time.perf_counter() - t_start
+        if cfg.time_budget_s is not None and elapsed > cfg.time_budget_s:
+            skipped.append(name)
+            log(f"{name}: skipped, {elapsed:.0f} s of the {cfg.time_budget_s:.0f} s budget used")
+            continue
+        rng = np.random.default_rng([cfg.seed, len(rows)])
+        seqs = [seqs[i] for i in rng.permutation(len(seqs))]
+        n_tok = int(sum(s.size for s in seqs))
+        steps = _steps(cfg, n_tok)
+        student = train_student(seqs, vocab, replace(cfg.student, steps=steps))
+        n_params = student.n_params
+        answers = {
+            k: student.answer(
+                q,
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.suspect_temperature,
+                seed=cfg.seed + cfg.student.seed,
+                batch_size=cfg.answer_batch,
+            )
+            for k, q in (("held-out", held), ("logged", logged))
+        }
+        radio = {
+            k: radioactivity_test(scheme, a, curve_points=12, curve_at=_MARKS) for k, a in answers.items()
+        }
+        read = reading_test(scheme, student.reading_items(reading_texts), statistic="mass")
+        row = ContaminationStudent(
+            name, wm / n_tok, wm, n_tok, steps, _final_loss(student), student.seconds,
+            radio["held-out"], radio["logged"], read,
+        )
+        rows.append(row)
+        log(
+            f"{name}: {wm}/{n_tok} watermarked tokens, {steps} steps, loss {row.final_loss:.2f}, "
+            f"{student.seconds:.0f} s; log10 p held-out {radio['held-out'].log10_p_value:.1f}, "
+            f"logged {radio['logged'].log10_p_value:.1f}, reading {read.log10_p_value:.1f}"
+        )
+        if name == "distilled":
+            distilled_answers = answers
+        if on_student is not None:
+            on_student(row, answers)
+        del student
+
+    def controls_on(texts: list[np.ndarray]) -> ControlsResult:
+        return answer_controls(scheme, texts, seed=cfg.seed, n_keys=cfg.n_controls)
+
+    return ContaminationResult(
+        config=cfg,
+        scheme=scheme.name,
+        key_id=key_id,
+        bundle={
+            "wm_answers": len(bundle.wm_answers),
+            "wm_tokens": bundle.wm_tokens,
+            "human_texts": len(bundle.human),
+            "human_tokens": bundle.human_tokens,
+            "held_out": len(bundle.held_out),
+            **{k: v for k, v in bundle.meta.items() if k != "key_id"},
+        },
+        n_params=n_params,
+        vocab_size=vocab.size,
+        students=tuple(rows),
+        controls=controls_on(distilled_answers["held-out"]) if distilled_answers else None,
+        controls_logged=controls_on(distilled_answers["logged"]) if distilled_answers else None,
+        skipped=tuple(skipped),
+        seconds=time.perf_counter() - t_start,
+    )
+
+
+def _final_loss(student: Student) -> float:
+    return float(np.mean(student.losses[-10:])) if student.losses else math.nan
+
