@@ -144,8 +144,9 @@ class ContaminationConfig:
             (the distilled student's harvest alone is a few hundred thousand tokens).
         student: architecture, batch and device (every student the same).
         n_queries: black-box queries per query set; ``reading_texts``: harvest texts read.
-        time_budget_s: students not started before this much time has passed are skipped
-            (reported, not silently dropped); None: no budget.
+        time_budget_s: a student that would not finish within this many seconds of the run's
+            start is skipped (reported, not silently dropped): its time is predicted from the
+            seconds per step and per audit of the students before it. None: no budget.
     """
 
     fractions: tuple[float, ...] = (0.10, 0.05, 0.01)
@@ -314,17 +315,23 @@ def run_contamination(
     skipped: list[str] = []
     distilled_answers: dict[str, list[np.ndarray]] = {}
     n_params = 0
+    per_step, per_audit = 0.0, 0.0  # seconds, measured on the students trained so far
     for name, (seqs, wm) in corpora.items():
+        n_tok = int(sum(s.size for s in seqs))
+        steps = _steps(cfg, n_tok)
         elapsed = time.perf_counter() - t_start
-        if cfg.time_budget_s is not None and elapsed > cfg.time_budget_s:
+        predicted = elapsed + 1.1 * (steps * per_step + per_audit)
+        if cfg.time_budget_s is not None and (elapsed > cfg.time_budget_s or predicted > cfg.time_budget_s):
             skipped.append(name)
-            log(f"{name}: skipped, {elapsed:.0f} s of the {cfg.time_budget_s:.0f} s budget used")
+            log(
+                f"{name}: skipped, it would end at about {predicted:.0f} s, past the "
+                f"{cfg.time_budget_s:.0f} s budget"
+            )
             continue
         rng = np.random.default_rng([cfg.seed, len(rows)])
         seqs = [seqs[i] for i in rng.permutation(len(seqs))]
-        n_tok = int(sum(s.size for s in seqs))
-        steps = _steps(cfg, n_tok)
         student = train_student(seqs, vocab, replace(cfg.student, steps=steps))
+        t_audit = time.perf_counter()
         n_params = student.n_params
         answers = {
             k: student.answer(
@@ -345,6 +352,8 @@ def run_contamination(
             radio["held-out"], radio["logged"], read,
         )
         rows.append(row)
+        per_step = max(per_step, student.seconds / steps)
+        per_audit = max(per_audit, time.perf_counter() - t_audit)
         log(
             f"{name}: {wm}/{n_tok} watermarked tokens, {steps} steps, loss {row.final_loss:.2f}, "
             f"{student.seconds:.0f} s; log10 p held-out {radio['held-out'].log10_p_value:.1f}, "
