@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         reading_texts=args.reading_texts,
         n_controls=args.controls,
         time_budget_s=args.time_budget,
+        max_train_tokens=args.max_train_tokens,
+        vocab_min_count=args.vocab_min_count,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,6 +188,10 @@ def render(results: dict[str, Any]) -> str:
             f"Suspect answers at "
             f"T = {cfg['suspect_temperature']}, {cfg['max_new_tokens']} new tokens; the human-control "
             f"student is the {100 * cfg['control_fraction']:g}% student's human text without our answers."
+            + (f" Each contaminated corpus capped at {cfg['max_train_tokens']:,} tokens (the harvest share "
+               "cut to keep the fraction)." if cfg.get("max_train_tokens") else "")
+            + (f" Vocabulary: ids seen at least {cfg['vocab_min_count']} times."
+               if cfg.get("vocab_min_count", 1) > 1 else "")
         )
     lines += [
         "",
@@ -212,13 +218,20 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _run_title(results: dict[str, Any]) -> str:
+    cfg = results.get("config", {})
+    cap = cfg.get("max_train_tokens")
+    return (
+        f"{cfg.get('epochs', '?'):g} epochs, "
+        + (f"corpora capped at {cap:,} tokens, " if cap else "whole harvest, ")
+        + f"student seed {cfg.get('student', {}).get('seed', '?')}"
+    )
+
+
 def _write(results: list[dict[str, Any]], section: str, command: str | None = None) -> None:
     blocks = [render(r) for r in results]
-    if len(results) > 1:  # repeats (other student seeds): one sub-heading each
-        blocks = [
-            f"### Student seed {r.get('config', {}).get('student', {}).get('seed', '?')}\n\n{b}"
-            for r, b in zip(results, blocks, strict=True)
-        ]
+    if len(results) > 1:  # repeats (other seeds, epochs or caps): one sub-heading each
+        blocks = [f"### {_run_title(r)}\n\n{b}" for r, b in zip(results, blocks, strict=True)]
     body = "\n\n".join(blocks)
     print(body)
     write_section(section, f"Contaminated students at scale ({section})", body, command)
@@ -267,6 +280,10 @@ def main() -> int:
     r.add_argument("--queries", type=int, default=1000)
     r.add_argument("--reading-texts", type=int, default=300)
     r.add_argument("--controls", type=int, default=100)
+    r.add_argument("--max-train-tokens", type=int, default=None,
+                   help="cap each contaminated corpus (CPU-sized runs); default the whole harvest")
+    r.add_argument("--vocab-min-count", type=int, default=1,
+                   help="keep ids seen at least this often (a narrower, cheaper output layer)")
     r.add_argument("--time-budget", type=float, default=None, help="seconds; later students are skipped")
     r.add_argument("--section", default=None, help="also write this docs/benchmarks.md section")
     r.set_defaults(fn=run)

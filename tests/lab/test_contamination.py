@@ -84,6 +84,14 @@ def test_corpus_holds_the_asked_fraction_of_answer_tokens(fraction: float) -> No
     assert wm <= b.wm_tokens and human == list(b.human[: len(human)])
 
 
+def test_corpus_cap_keeps_the_fraction_with_less_of_the_harvest() -> None:
+    b = _bundle(120, 600)
+    wm_pairs, human, wm = contamination_corpus(b, 0.2, max_tokens=3000)
+    total = sum(s.size for s in wm_pairs) + sum(h.size for h in human)
+    assert wm <= 0.2 * 3000 and total <= 3000 * 1.1
+    assert wm / total == pytest.approx(0.2, rel=0.15)
+
+
 def test_corpus_cuts_the_harvest_when_human_text_runs_short() -> None:
     b = _bundle(120, 60)
     _, human, wm = contamination_corpus(b, 0.01)
@@ -98,6 +106,10 @@ def test_config_validates() -> None:
         ContaminationConfig(fractions=(1.5,), control_fraction=1.5)
     with pytest.raises(ConfigError, match="n_queries"):
         ContaminationConfig(n_queries=0)
+    with pytest.raises(ConfigError, match="vocab_min_count"):
+        ContaminationConfig(vocab_min_count=0)
+    with pytest.raises(ConfigError, match="max_train_tokens"):
+        ContaminationConfig(max_train_tokens=True)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="device"):
         StudentConfig(device="gpu")
 

@@ -144,6 +144,11 @@ class ContaminationConfig:
             (the distilled student's harvest alone is a few hundred thousand tokens).
         student: architecture, batch and device (every student the same).
         n_queries: black-box queries per query set; ``reading_texts``: harvest texts read.
+        max_train_tokens: caps each contaminated student's corpus (the harvest share is cut to
+            keep the fraction); None: the whole harvest. For CPU-sized runs.
+        vocab_min_count: the compact vocabulary keeps ids seen at least this often over all the
+            corpora (rarer ones become UNK, which a student never emits): the output layer's
+            width is most of a small student's cost on CPU.
         time_budget_s: a student that would not finish within this many seconds of the run's
             start is skipped (reported, not silently dropped): its time is predicted from the
             seconds per step and per audit of the students before it. None: no budget.
@@ -160,6 +165,8 @@ class ContaminationConfig:
     reading_texts: int = 300
     n_controls: int = 100
     answer_batch: int = 250
+    max_train_tokens: int | None = None
+    vocab_min_count: int = 1
     time_budget_s: float | None = None
     seed: int = 0
 
@@ -177,12 +184,21 @@ class ContaminationConfig:
         check_real("ContaminationConfig", "suspect_temperature", self.suspect_temperature, 0, 2,
                    open_lo=False, open_hi=False)
         for name in ("min_steps", "n_queries", "max_new_tokens", "reading_texts", "n_controls",
-                     "answer_batch"):
+                     "answer_batch", "vocab_min_count"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(
                     f"The {name!r} parameter of ContaminationConfig must be an int ≥ 1. Got {v!r}."
                 )
+        if self.max_train_tokens is not None and (
+            isinstance(self.max_train_tokens, bool)
+            or not isinstance(self.max_train_tokens, int)
+            or self.max_train_tokens < 1
+        ):
+            raise ConfigError(
+                "ContaminationConfig.max_train_tokens must be None or an int ≥ 1. "
+                f"Got {self.max_train_tokens!r}."
+            )
         if self.time_budget_s is not None:
             check_real("ContaminationConfig", "time_budget_s", self.time_budget_s, 0, math.inf)
 
@@ -221,13 +237,13 @@ class ContaminationResult:
 
 
 def contamination_corpus(
-    bundle: ContaminationBundle, fraction: float, *, seed: int = 0
+    bundle: ContaminationBundle, fraction: float, *, seed: int = 0, max_tokens: int | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
     """The ``fraction`` student's corpus: ``(watermarked pairs, human sequences, wm tokens)``.
 
-    All of the harvest is used while there is human text enough; otherwise the harvest is cut so
-    that the fraction still holds. Human text is taken in bundle order (so the control student,
-    given the same fraction, gets the same text).
+    All of the harvest is used while there is human text enough and the corpus stays within
+    ``max_tokens``; otherwise the harvest is cut so that the fraction still holds. Human text is
+    taken in bundle order (so the control student, given the same fraction, gets the same text).
 
     >>> a = tuple(np.arange(5) for _ in range(4))
     >>> b = ContaminationBundle(a, a, tuple(np.arange(10) for _ in range(30)), a)
@@ -238,9 +254,10 @@ def contamination_corpus(
     check_real("contamination_corpus", "fraction", fraction, 0, 1, open_hi=False)
     pairs = [(p, a) for p, a in zip(bundle.wm_prompts, bundle.wm_answers, strict=True)]
     order = np.random.default_rng([seed, 0xC0_17A]).permutation(len(pairs))
-    want_wm = bundle.wm_tokens
+    want_wm = bundle.wm_tokens if max_tokens is None else min(bundle.wm_tokens, int(fraction * max_tokens))
     # total tokens t with wm/t = f: human share (prompts included) = wm (1 - f) / f - wm prompts
-    prompt_tokens = sum(p.size for p, _ in pairs)
+    # (prompts in proportion to the share of the harvest kept)
+    prompt_tokens = sum(p.size for p, _ in pairs) * want_wm / max(bundle.wm_tokens, 1)
     human_needed = want_wm * (1 - fraction) / fraction - prompt_tokens
     if human_needed > bundle.human_tokens:
         # not enough human text: scale the harvest down in proportion
@@ -302,9 +319,13 @@ def run_contamination(
             seqs = [np.concatenate([p, a]) for p, a in zip(bundle.wm_prompts, bundle.wm_answers, strict=True)]
             corpora[name] = (seqs, bundle.wm_tokens)
         else:
-            wm_pairs, human, wm = contamination_corpus(bundle, f, seed=cfg.seed)
+            wm_pairs, human, wm = contamination_corpus(
+                bundle, f, seed=cfg.seed, max_tokens=cfg.max_train_tokens
+            )
             corpora[name] = (human, 0) if name == "human-control" else (wm_pairs + human, wm)
-    vocab = CompactVocab.build([s for seqs, _ in corpora.values() for s in seqs])
+    vocab = CompactVocab.build(
+        [s for seqs, _ in corpora.values() for s in seqs], min_count=cfg.vocab_min_count
+    )
     log(f"compact vocabulary: {vocab.size} ids")
 
     n_q = cfg.n_queries
