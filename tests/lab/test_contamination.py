@@ -17,6 +17,15 @@ from distillguard.lab.student import StudentConfig
 from distillguard.watermark import KGW, KGWConfig, SecretKey
 
 KEY = SecretKey(bytes(range(32)))
+TOY = KGWConfig(context_width=1, delta=3.0)  # the stand-in's 48-token language needs width 1
+
+
+@pytest.fixture
+def trainable_scheme() -> KGW:
+    """The toy scheme, for the tests that train students (they need torch and transformers)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return KGW(TOY, KEY)
 
 
 def _bundle(n_wm: int = 120, n_human: int = 600, *, key: SecretKey = KEY) -> ContaminationBundle:
@@ -24,7 +33,7 @@ def _bundle(n_wm: int = 120, n_human: int = 600, *, key: SecretKey = KEY) -> Con
     part (the strictest control: same language, no watermark)."""
     from tests.lab.stand_in import Teacher
 
-    scheme = KGW(KGWConfig(context_width=1, delta=3.0), key)
+    scheme = KGW(TOY, key)
     prompts = [f"prompt number {i}" for i in range(n_wm + n_human + 40)]
     teacher = Teacher()
     tok = teacher.tokenizer
@@ -115,16 +124,14 @@ def test_config_validates() -> None:
 
 
 def test_key_mismatch_is_refused() -> None:
-    other = KGW(KGWConfig(context_width=1, delta=3.0), SecretKey(bytes(range(1, 33))))
+    other = KGW(TOY, SecretKey(bytes(range(1, 33))))
     with pytest.raises(ConfigError, match="harvested under key"):
         run_contamination(_bundle(10, 20), other, log=lambda m: None)
 
 
 @pytest.mark.slow
-def test_run_separates_contaminated_students_from_the_control_and_keeps_partials() -> None:
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    scheme = KGW(KGWConfig(context_width=1, delta=3.0), KEY)
+def test_run_separates_contaminated_students_from_the_control(trainable_scheme: KGW) -> None:
+    scheme = trainable_scheme
     cfg = ContaminationConfig(
         fractions=(0.5,),
         control_fraction=0.5,
@@ -156,10 +163,8 @@ def test_run_separates_contaminated_students_from_the_control_and_keeps_partials
 
 
 @pytest.mark.slow
-def test_time_budget_skips_later_students_and_says_so() -> None:
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    scheme = KGW(KGWConfig(context_width=1, delta=3.0), KEY)
+def test_time_budget_skips_later_students_and_says_so(trainable_scheme: KGW) -> None:
+    scheme = trainable_scheme
     cfg = ContaminationConfig(
         fractions=(0.5,), control_fraction=0.5, min_steps=5, n_queries=5, max_new_tokens=8,
         student=StudentConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, seq_len=32),

@@ -94,11 +94,11 @@ class ContaminationBundle:
         49,152 do, else uint32; lengths per group)."""
         arrays: dict[str, np.ndarray] = {}
         for name in _GROUPS:
-            ids = np.concatenate(getattr(self, name))
+            seqs = getattr(self, name)
+            ids = np.concatenate(seqs)
             if ids.size and (ids.min() < 0 or ids.max() >= 2**32):
                 raise InputError(f"Token ids of {name!r} must lie in [0, 2**32).")
             arrays[f"{name}_ids"] = ids.astype(np.uint16 if ids.size and ids.max() < 2**16 else np.uint32)
-            seqs = getattr(self, name)
             arrays[f"{name}_len"] = np.array([s.size for s in seqs], dtype=np.int64)
         arrays["meta"] = np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), dtype=np.uint8)
         path = Path(path)
