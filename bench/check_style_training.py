@@ -118,7 +118,7 @@ def main() -> int:
     for name, data in (("distilled", distilled), ("control", control)):
         t0 = time.time()
         student = train_student(data, vocab, replace(cfg.student, seed=cfg.seed))
-        losses[name] = float(np.mean(student.losses[-10:]))
+        losses[name] = student.final_loss
         print(f"{name}: trained {args.steps} steps in {time.time() - t0:.0f}s, loss {losses[name]:.2f}",
               flush=True)
         texts: list[str] = []

@@ -29,8 +29,8 @@ from typing import Any, cast
 import numpy as np
 
 from distillguard.errors import ConfigError, InputError
-from distillguard.lab.run import answer_controls, logged_prompt_order
-from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
+from distillguard.lab.run import CURVE_MARKS, answer_controls, logged_prompt_order
+from distillguard.lab.student import CompactVocab, StudentConfig, train_student
 from distillguard.provenance.controls import ControlsResult
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingResult, reading_test
@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 _GROUPS = ("wm_prompts", "wm_answers", "human", "held_out")
-_MARKS = (10, 30, 100, 300, 1000)
 
 
 @dataclass(frozen=True)
@@ -247,9 +246,10 @@ def contamination_corpus(
 
     >>> a = tuple(np.arange(5) for _ in range(4))
     >>> b = ContaminationBundle(a, a, tuple(np.arange(10) for _ in range(30)), a)
-    >>> _, human, wm = contamination_corpus(b, 0.10)
-    >>> wm, sum(h.size for h in human) >= 9 * wm
-    (20, True)
+    >>> pairs, human, wm = contamination_corpus(b, 0.10)
+    >>> total = sum(s.size for s in pairs) + sum(h.size for h in human)  # prompts count too
+    >>> wm, total, wm / total
+    (20, 200, 0.1)
     """
     check_real("contamination_corpus", "fraction", fraction, 0, 1, open_hi=False)
     pairs = [(p, a) for p, a in zip(bundle.wm_prompts, bundle.wm_answers, strict=True)]
@@ -342,7 +342,7 @@ def run_contamination(
         steps = _steps(cfg, n_tok)
         elapsed = time.perf_counter() - t_start
         predicted = elapsed + 1.1 * (steps * per_step + per_audit)
-        if cfg.time_budget_s is not None and (elapsed > cfg.time_budget_s or predicted > cfg.time_budget_s):
+        if cfg.time_budget_s is not None and predicted > cfg.time_budget_s:  # predicted ≥ elapsed
             skipped.append(name)
             log(
                 f"{name}: skipped, it would end at about {predicted:.0f} s, past the "
@@ -365,11 +365,12 @@ def run_contamination(
             for k, q in (("held-out", held), ("logged", logged))
         }
         radio = {
-            k: radioactivity_test(scheme, a, curve_points=12, curve_at=_MARKS) for k, a in answers.items()
+            k: radioactivity_test(scheme, a, curve_points=12, curve_at=CURVE_MARKS)
+            for k, a in answers.items()
         }
         read = reading_test(scheme, student.reading_items(reading_texts), statistic="mass")
         row = ContaminationStudent(
-            name, wm / n_tok, wm, n_tok, steps, _final_loss(student), student.seconds,
+            name, wm / n_tok, wm, n_tok, steps, student.final_loss, student.seconds,
             radio["held-out"], radio["logged"], read,
         )
         rows.append(row)
@@ -410,7 +411,4 @@ def run_contamination(
         seconds=time.perf_counter() - t_start,
     )
 
-
-def _final_loss(student: Student) -> float:
-    return float(np.mean(student.losses[-10:])) if student.losses else math.nan
 

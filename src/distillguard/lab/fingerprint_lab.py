@@ -436,7 +436,7 @@ def run_fingerprint_lab(
                                                                                      strict=True)}
         more = student.answer(style_ids, max_new_tokens=cfg.style_tokens, temperature=cfg.temperature,
                               seed=cfg.seed) if style_ids else []
-        log(f"{name}: trained {student.seconds:.0f}s, loss {np.mean(student.losses[-10:]):.2f}")
+        log(f"{name}: trained {student.seconds:.0f}s, loss {student.final_loss:.2f}")
         return _Answers(name, kind, student, train_tokens, ids,
                         [tok.decode(a.tolist(), skip_special_tokens=True) for a in ids],
                         {c.alias: said[q] for c, q in hv.registry.probes()},
@@ -499,7 +499,7 @@ def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme
     st = run.student
     return SuspectResult(
         name=run.name, kind=run.kind, train_tokens=run.train_tokens,
-        final_loss=float(np.mean(st.losses[-10:])), train_seconds=st.seconds, canary=can, style=sty,
+        final_loss=st.final_loss, train_seconds=st.seconds, canary=can, style=sty,
         behaviour=beh,
         watermark_log10_p=wm.log10_p_value, combined=combine_evidence(lines, alpha=cfg.alpha),
         canary_answer_example=example, behaviour_proxy=beh_proxy,

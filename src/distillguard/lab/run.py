@@ -31,7 +31,6 @@ Null controls under never-used keys are run on the distilled student's answers t
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -174,7 +173,7 @@ def training_pairs(records: list[HarvestRecord]) -> list[np.ndarray]:
     return [np.asarray(r.prompt_ids + r.token_ids, dtype=np.int64) for r in records]
 
 
-_MARKS = (10, 30, 100, 300, 1000)  # query counts the reported curves always include
+CURVE_MARKS = (10, 30, 100, 300, 1000)  # query counts the reported curves always include
 
 
 def answer_controls(
@@ -353,7 +352,9 @@ def run_lab(
         }
 
     def radio_all(out: dict[str, list[np.ndarray]]) -> dict[str, RadioactivityResult]:
-        return {k: radioactivity_test(scheme, a, curve_points=12, curve_at=_MARKS) for k, a in out.items()}
+        return {
+            k: radioactivity_test(scheme, a, curve_points=12, curve_at=CURVE_MARKS) for k, a in out.items()
+        }
 
     def audit(name: str, student: Student, n_train: int, frac: float) -> dict[str, list[np.ndarray]]:
         out = answer_all(student, cfg.suspect_temperature)
@@ -367,7 +368,7 @@ def run_lab(
                 sweep_answers[t] = t_out["held-out"]
             log(f"{name} at T={t:g}: " + ", ".join(f"{k} {r.log10_p_value:.1f}" for k, r in t_radio.items()))
         read = reading_test(scheme, student.reading_items(reading_texts), statistic="mass")
-        loss = float(np.mean(student.losses[-10:])) if student.losses else math.nan  # nan: not trained
+        loss = student.final_loss  # nan: not trained
         results.append(
             StudentResult(
                 name, n_train, frac, loss, student.seconds, radio["held-out"], read, radio.get("logged"),

@@ -121,6 +121,11 @@ class Student:
     seconds: float = 0.0
 
     @property
+    def final_loss(self) -> float:
+        """Mean training loss over the last 10 steps (nan: never trained, e.g. an averaged soup)."""
+        return float(np.mean(self.losses[-10:])) if self.losses else math.nan
+
+    @property
     def n_params(self) -> int:
         """Trainable parameters (embeddings included, counted once: they are tied)."""
         return int(sum(p.numel() for p in self.model.parameters()))

@@ -298,7 +298,7 @@ def run_tracing_lab(
         else:
             student = train_student(seqs, vocab, cfg.student)
             n_params, train_s = student.n_params, student.seconds
-            loss = float(np.mean(student.losses[-10:]))
+            loss = student.final_loss
             log(f"{name}: trained in {student.seconds:.0f} s, loss {loss:.2f}")
             t_ans = time.perf_counter()
             answers = student.answer(held_ids, max_new_tokens=cfg.query_tokens, seed=cfg.seed)
