@@ -75,9 +75,15 @@ def find_candidates(
     by_value: dict[tuple[str, str], set[str]] = defaultdict(set)
     ua_of: dict[str, set[str]] = defaultdict(set)
     for r in links:
-        by_value[(str(r["kind"]), str(r["value"]))].add(str(r["account_id"]))
-        if r["kind"] == "ua":
-            ua_of[str(r["account_id"])].add(str(r["value"]))
+        kind, value, acct = str(r["kind"]), str(r["value"]), str(r["account_id"])
+        by_value[(kind, value)].add(acct)
+        if kind == "ua":
+            ua_of[acct].add(value)
+    # Each account's user agents that are not too common to link (decided once per account,
+    # not once per shared /24 it appears in).
+    rare_ua_of = {
+        a: [ua for ua in uas if len(by_value[("ua", ua)]) <= cap] for a, uas in ua_of.items()
+    }
     dsu = _DSU()
     for (kind, _value), accts in sorted(by_value.items()):
         if len(accts) < 2 or len(accts) > cap:
@@ -90,9 +96,8 @@ def find_candidates(
             # A /24 alone is weak (carrier NAT, one office); require a rare user agent in common.
             groups: dict[str, list[str]] = defaultdict(list)
             for a in members:
-                for ua in ua_of.get(a, ()):
-                    if len(by_value[("ua", ua)]) <= cap:
-                        groups[ua].append(a)
+                for ua in rare_ua_of.get(a, ()):
+                    groups[ua].append(a)
             for g in groups.values():
                 if len(g) >= 2:
                     for a in g[1:]:
@@ -100,12 +105,14 @@ def find_candidates(
     comps: dict[str, list[str]] = defaultdict(list)
     for a in list(dsu.parent):
         comps[dsu.find(a)].append(a)
+    in_campaign = {a for m in comps.values() if len(m) >= cfg.min_size for a in m}
     out: list[CampaignCandidate] = []
     evidence_by_acct: dict[str, set[str]] = defaultdict(set)
     for (kind, value), accts in by_value.items():
         if 2 <= len(accts) <= cap and kind in ("tpl", "ip24"):
-            for a in accts:
-                evidence_by_acct[a].add(f"{kind}:{value}")
+            ev = f"{kind}:{value}"
+            for a in accts & in_campaign:
+                evidence_by_acct[a].add(ev)
     for root in sorted(comps, key=lambda k: min(comps[k])):
         members = sorted(comps[root])
         if len(members) < cfg.min_size:

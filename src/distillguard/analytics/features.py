@@ -95,10 +95,11 @@ class FeatureQueries:
     enrich: str
     links: str
     bench_keys: str
+    accounts_template: str
 
     def accounts(self, src: str) -> str:
         """Return the per-account aggregation over relation ``src`` (an enriched relation)."""
-        return _ACCOUNTS.replace("{src}", src)
+        return self.accounts_template.replace("{src}", src)
 
 
 def _spell(dialect: str) -> tuple[str, str, str]:
@@ -187,13 +188,18 @@ FROM req r JOIN txt t ON r.prompt = t.prompt LEFT JOIN ips i ON r.ip = i.ip
         f"SELECT DISTINCT 'tail' AS kind, md5(right({nb}, {BENCH_TAIL_CHARS})) AS k FROM bench "
         f"WHERE length({nb}) >= {BENCH_TAIL_CHARS}"
     )
-    return FeatureQueries(enrich=enrich, links=_LINKS, bench_keys=bench)
+    # DuckDB materialises a CTE read several times; ``e`` is only a name for ``src`` (already a
+    # table), so copying it cost as much as the whole aggregation at 10M rows. Spark inlines it.
+    hint = "NOT MATERIALIZED " if dialect == "duckdb" else ""
+    return FeatureQueries(
+        enrich=enrich, links=_LINKS, bench_keys=bench, accounts_template=_ACCOUNTS.replace("{hint}", hint)
+    )
 
 
 # Shared by both dialects (standard SQL both accept). {src} is an enriched relation with an
 # is_bench column (1.0 when the body hash is a known benchmark prompt).
 _ACCOUNTS = """
-WITH e AS (SELECT * FROM {src}),
+WITH e AS {hint}(SELECT * FROM {src}),
 gaps AS (SELECT account_id, ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts) AS gap FROM e),
 gs AS (SELECT account_id, avg(gap) AS gm, stddev_samp(gap) AS gsd FROM gaps WHERE gap IS NOT NULL
        GROUP BY account_id),
@@ -247,14 +253,20 @@ ORDER BY b.account_id
 """
 
 # Evidence that can link accounts into a campaign: templates each account used at least twice,
-# and the account's /24 prefixes and user agents.
+# and the account's /24 prefixes and user agents; only values that two or more accounts share
+# (a value one account alone holds links nothing, and most client addresses and user agents are
+# such: sending them to the driver was most of the linking cost).
 _LINKS = """
-SELECT account_id, 'tpl' AS kind, tpl_p AS value, count(*) AS c FROM enriched
-  WHERE tpl_p IS NOT NULL GROUP BY account_id, tpl_p HAVING count(*) >= 2
-UNION ALL
-SELECT account_id, 'ip24' AS kind, ip24 AS value, count(*) AS c FROM enriched
-  WHERE ip24 IS NOT NULL AND ip24 <> '' GROUP BY account_id, ip24
-UNION ALL
-SELECT account_id, 'ua' AS kind, user_agent AS value, count(*) AS c FROM enriched
-  WHERE user_agent IS NOT NULL GROUP BY account_id, user_agent
+SELECT account_id, kind, value, c FROM (
+  SELECT *, count(*) OVER (PARTITION BY kind, value) AS n_accounts FROM (
+    SELECT account_id, 'tpl' AS kind, tpl_p AS value, count(*) AS c FROM enriched
+      WHERE tpl_p IS NOT NULL GROUP BY account_id, tpl_p HAVING count(*) >= 2
+    UNION ALL
+    SELECT account_id, 'ip24' AS kind, ip24 AS value, count(*) AS c FROM enriched
+      WHERE ip24 IS NOT NULL AND ip24 <> '' GROUP BY account_id, ip24
+    UNION ALL
+    SELECT account_id, 'ua' AS kind, user_agent AS value, count(*) AS c FROM enriched
+      WHERE user_agent IS NOT NULL GROUP BY account_id, user_agent
+  ) l0
+) l1 WHERE n_accounts >= 2
 """

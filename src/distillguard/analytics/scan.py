@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from distillguard.analytics.calibration import Threshold, calibrate_population, calibrate_reference
 from distillguard.analytics.campaigns import LinkConfig, find_candidates
 from distillguard.analytics.ingest import IngestResult, ingest
@@ -73,7 +75,14 @@ def _plain_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if all(v is None or type(v) is int for v in col):
             cols.append(col)
         elif all(type(v) is float for v in col):
-            cols.append([round(v, 6) if math.isfinite(v) else None for v in col])
+            # Vectorised: one scan rounds ~20 columns of every account (14M values at 10M events).
+            arr = np.round(np.asarray(col, dtype=np.float64), 6)
+            fin = np.isfinite(arr)
+            vals = arr.tolist()
+            if not fin.all():
+                for i in np.flatnonzero(~fin).tolist():
+                    vals[i] = None
+            cols.append(vals)
         else:
             cols.append([_plain(v) for v in col])
     return [dict(zip(names, vals, strict=True)) for vals in zip(*cols, strict=True)]
@@ -149,15 +158,9 @@ def scan(
     scores = {s.account_id: s.at(threshold) for s in base}
     # Each candidate is one more test: split the campaign-level FPR budget among them.
     camp_fpr = opts.target_fpr / max(len(cands), 1)
+    # The same fitted population (null rates do not depend on the FPR), at the campaign line.
     camp_scores = (
-        {
-            s.account_id: s
-            for s in scorer_cls(ScorerConfig(target_fpr=camp_fpr))
-            .fit(feats)
-            .score(pooled, threshold=threshold.at(camp_fpr))
-        }
-        if pooled
-        else {}
+        {s.account_id: s for s in scorer.score(pooled, threshold=threshold.at(camp_fpr))} if pooled else {}
     )
     campaigns, member_of = [], {}
     for c in cands:

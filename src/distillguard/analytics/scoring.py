@@ -23,7 +23,7 @@ twice the threshold's -log10 p. Pure: numpy and stdlib only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -107,11 +107,31 @@ class AccountScore:
     def at(self, threshold: Threshold) -> AccountScore:
         """The same verdict against another flag line (score and flag change; evidence does not)."""
         s = -self.log10_p
-        return replace(
-            self,
-            score=round(min(1.0, s / (2 * threshold.s_threshold)), 6),
-            flagged=s >= threshold.s_threshold and not self.exempt,
+        # The constructor, not dataclasses.replace: this runs once per account of a scan.
+        return AccountScore(
+            self.account_id,
+            round(min(1.0, s / (2 * threshold.s_threshold)), 6),
+            self.log10_p,
+            s >= threshold.s_threshold and not self.exempt,
+            self.reasons,
+            self.feature_log10_p,
+            self.exempt,
         )
+
+
+def _column(
+    rows: list[dict[str, Any]], key: str, missing: float = 0.0, required: bool = True
+) -> np.ndarray:
+    """One feature of every row as floats, None (or an absent optional key) as ``missing``.
+
+    Built by numpy from the values as they are (no Python float()/round() per value): a scan
+    reads about fifteen columns of every account through here.
+    """
+    vals = [r[key] for r in rows] if required else [r.get(key) for r in rows]
+    col = np.array(vals, dtype=np.float64)  # None -> nan
+    if not math.isnan(missing):
+        col[np.isnan(col)] = missing
+    return col
 
 
 def _fmt_n(x: float) -> str:
@@ -134,17 +154,17 @@ class BinomialTailScorer:
         if not population:
             raise ConfigError("Cannot fit an account scorer on an empty population of accounts.")
         cfg = self.config
-        n = np.array([float(r["n_requests"]) for r in population])
+        n = _column(population, "n_requests")
         big = n >= cfg.min_requests_for_null
         if big.sum() < 5:  # too few sizeable accounts: use all of them
             big = np.ones_like(big)
         self.null_rates_: dict[str, float] = {}
         for f in COUNT_FEATURES:
-            rates = np.array([float(r[f] or 0) for r in population]) / np.maximum(n, 1)
+            rates = _column(population, f) / np.maximum(n, 1)
             q = float(np.quantile(rates[big], cfg.null_quantile))
             self.null_rates_[f] = min(max(q, cfg.min_null_rate, NULL_FLOORS.get(f, 0.0)), 0.99)
         self.medians_ = {
-            k: float(np.median([float(r.get(k) or 0) for r in population]))
+            k: float(np.median(_column(population, k, required=False)))
             for k in ("n_requests", "peak_hour", "n_templates", "n_topics", "diurnal_strength")
         }
         return self
@@ -174,35 +194,35 @@ class BinomialTailScorer:
         # verdict vectorised; only accounts with something to say get their reasons built.
         tails = np.zeros((len(rows), m))
         for j, f in enumerate(feats):
-            k = np.array([round(float(r[f] or 0)) for r in rows], dtype=np.int64)
+            k = np.rint(_column(rows, f)).astype(np.int64)
             tails[:, j] = self._log10_tails(k, n_arr, f)
         auto = np.array([f in _AUTOMATION for f in feats])
-        ratio = np.array([float(r.get("distinct_ratio") or 1) for r in rows])
+        ratio = _column(rows, "distinct_ratio", missing=1.0, required=False)
         others = tails[:, ~auto].min(axis=1, initial=0.0)
         narrow = (ratio < 0.05) & (n_arr >= 100) & (others > -2)
         tails[np.ix_(narrow, auto)] = 0.0
         best = tails.min(axis=1, initial=0.0)
-        bench = np.array([float(r.get("bench_share") or 0) >= 0.5 for r in rows], dtype=bool)
+        bench = _column(rows, "bench_share", required=False) >= 0.5
         allowed = np.array([str(r["account_id"]) in allowlist for r in rows], dtype=bool)
         med_peak = max(self.medians_["peak_hour"], 1.0)
         med_n = max(self.medians_["n_requests"], 1.0)
-        peak = np.array([float(r["peak_hour"]) for r in rows])
-        burst = np.array([-1.0 if r.get("burstiness") is None else float(r["burstiness"]) for r in rows])
-        has_burst = np.array([r.get("burstiness") is not None for r in rows], dtype=bool)
+        peak = _column(rows, "peak_hour")
+        burst = _column(rows, "burstiness", missing=np.nan, required=False)
+        has_burst = ~np.isnan(burst)
         quiet = ~(
             allowed | bench | narrow | (best <= -2) | (peak >= 10 * med_peak) | (n_arr >= 10 * med_n)
             | (has_burst & (n_arr >= 50) & (burst < -0.6))
         )
         log_m = math.log10(m)
         out = []
-        for i, r in enumerate(rows):
-            row = tails[i].tolist()
+        # Plain lists, not numpy indexing, inside the one loop that runs per account.
+        per_row = zip(rows, tails.tolist(), bench.tolist(), allowed.tolist(), quiet.tolist(), strict=True)
+        for r, row, b, a, q in per_row:
             logs = dict(zip(feats, row, strict=True))
             log10_p = min(0.0, min(row) + log_m)
             score = min(1.0, -log10_p / (2 * s_thr))
-            b, a = bool(bench[i]), bool(allowed[i])
             flagged = -log10_p >= s_thr and not b and not a
-            reasons = () if quiet[i] else tuple(self._reasons(r, logs, b, a))
+            reasons = () if q else tuple(self._reasons(r, logs, b, a))
             out.append(
                 AccountScore(
                     str(r["account_id"]), round(score, 6), round(log10_p, 4), flagged, reasons, logs, b or a

@@ -361,10 +361,12 @@ def _expandable(short: str, ahead: Sequence[tuple[str, str]]) -> bool:
 class StyleRewriter:
     """Rewrite a stream of text to one account's style choices.
 
+    Every bit 1: British spelling, the contracted form, and the typographic apostrophe.
+
     >>> from distillguard.fingerprint.style_lexicon import default_families
     >>> rw = StyleRewriter("1" * len(default_families()))
     >>> rw.feed("The color of it is ") + rw.feed("nice.") + rw.finish()
-    "The colour of it's nice."
+    'The colour of it’s nice.'
     """
 
     def __init__(self, bits: str, families: Sequence[StyleFamily] | None = None) -> None:
