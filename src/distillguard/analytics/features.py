@@ -197,16 +197,23 @@ FROM req r JOIN txt t ON r.prompt = t.prompt LEFT JOIN ips i ON r.ip = i.ip
 
 
 # Shared by both dialects (standard SQL both accept). {src} is an enriched relation with an
-# is_bench column (1.0 when the body hash is a known benchmark prompt).
+# is_bench column (1.0 when the body hash is a known benchmark prompt). Timing (``tw``, ``timing``)
+# is one pass over the rows: each request's gap to the previous one, and the account's mean gap
+# and mean hour vector as window aggregates over the same partition, rather than joins of every
+# request back to per-account aggregates.
 _ACCOUNTS = """
 WITH e AS {hint}(SELECT * FROM {src}),
-gaps AS (SELECT account_id, ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts) AS gap FROM e),
-gs AS (SELECT account_id, avg(gap) AS gm, stddev_samp(gap) AS gsd FROM gaps WHERE gap IS NOT NULL
-       GROUP BY account_id),
-reg AS (SELECT g.account_id,
-          sum(CASE WHEN abs(g.gap - s.gm) <= 0.1 * s.gm THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS n_regular
-        FROM gaps g JOIN gs s ON g.account_id = s.account_id
-        WHERE g.gap IS NOT NULL AND s.gm > 0 GROUP BY g.account_id),
+tw AS (SELECT account_id, gap, hx, hy,
+         avg(gap) OVER (PARTITION BY account_id) AS gm,
+         avg(hx) OVER (PARTITION BY account_id) AS cx,
+         avg(hy) OVER (PARTITION BY account_id) AS cy
+       FROM (SELECT account_id, hx, hy, ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts) AS gap
+             FROM e) g0),
+timing AS (SELECT account_id, max(gm) AS gm, stddev_samp(gap) AS gsd,
+             sum(CASE WHEN gm > 0 AND abs(gap - gm) <= 0.1 * gm THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS n_regular,
+             sum(CASE WHEN hx * cx + hy * cy < -0.5 * sqrt(cx * cx + cy * cy)
+                 THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS n_offhours
+           FROM tw GROUP BY account_id),
 hours AS (SELECT account_id, max(c) AS peak_hour FROM
           (SELECT account_id, floor(ts / 3600) AS h, count(*) AS c FROM e GROUP BY account_id, floor(ts / 3600)) h0
           GROUP BY account_id),
@@ -224,28 +231,22 @@ base AS (SELECT account_id, count(*) AS n_requests, (max(ts) - min(ts)) / 3600.0
            count(DISTINCT temperature) AS n_temperatures,
            avg(CASE WHEN n_turns <= 1 THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS single_turn_share,
            avg(is_bench) AS bench_share, avg(hx) AS cx, avg(hy) AS cy
-         FROM e GROUP BY account_id),
-off AS (SELECT e.account_id,
-          sum(CASE WHEN e.hx * b.cx + e.hy * b.cy < -0.5 * sqrt(b.cx * b.cx + b.cy * b.cy)
-              THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END) AS n_offhours
-        FROM e JOIN base b ON e.account_id = b.account_id GROUP BY e.account_id)
+         FROM e GROUP BY account_id)
 SELECT b.account_id, b.n_requests, h.peak_hour, b.span_hours, b.first_ts,
   greatest(coalesce(tpr.nt - tpr.np_, 0), coalesce(tsr.nts - tsr.ns_, 0)) AS n_reused,
   coalesce(tpr.np_, 0) AS n_templates,
   CAST(b.n_bodies AS DOUBLE) / b.n_requests AS distinct_ratio,
   b.n_cot, b.n_diverse, b.n_logprob, b.n_long, b.n_temperatures,
   b.single_turn_share, b.bench_share,
-  CASE WHEN gs.gm > 0 THEN coalesce(gs.gsd, 0) / gs.gm END AS gap_cv,
-  CASE WHEN gs.gm > 0 THEN (coalesce(gs.gsd, 0) - gs.gm) / (coalesce(gs.gsd, 0) + gs.gm) END AS burstiness,
-  coalesce(reg.n_regular, 0) AS n_regular,
+  CASE WHEN tm.gm > 0 THEN coalesce(tm.gsd, 0) / tm.gm END AS gap_cv,
+  CASE WHEN tm.gm > 0 THEN (coalesce(tm.gsd, 0) - tm.gm) / (coalesce(tm.gsd, 0) + tm.gm) END AS burstiness,
+  tm.n_regular,
   sqrt(b.cx * b.cx + b.cy * b.cy) AS diurnal_strength,
-  off.n_offhours,
+  tm.n_offhours,
   coalesce(tt.n_topics, 0) AS n_topics,
   coalesce(tt.n_offtopic, 0) AS n_offtopic
 FROM base b JOIN hours h ON b.account_id = h.account_id
-JOIN off ON b.account_id = off.account_id
-LEFT JOIN gs ON b.account_id = gs.account_id
-LEFT JOIN reg ON b.account_id = reg.account_id
+JOIN timing tm ON b.account_id = tm.account_id
 LEFT JOIN tpr ON b.account_id = tpr.account_id
 LEFT JOIN tsr ON b.account_id = tsr.account_id
 LEFT JOIN tt ON b.account_id = tt.account_id
