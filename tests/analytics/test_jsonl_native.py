@@ -109,3 +109,23 @@ def test_gzip_is_read_the_same(tmp_path):
     _, acc1, bad1 = _scan(plain, tmp_path / "a", tmp_path / "q1.jsonl")
     _, acc2, bad2 = _scan(gz, tmp_path / "b", tmp_path / "q2.jsonl")
     assert acc1 == acc2 and bad1 == bad2
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_blocks_cover_the_file_exactly(tmp_path, chunk):
+    data = b"\n".join(_lines(120)) + b"\nlast line without newline"
+    p = tmp_path / "x.jsonl"
+    p.write_bytes(data)
+    got = list(nat.blocks(p, chunk))
+    assert b"".join(b for _, _, b in got) == data + b"\n"
+    assert [f for f, _, _ in got] == [1 + sum(n for _, n, _ in got[:i]) for i in range(len(got))]
+    assert all(b.endswith(b"\n") and b.count(b"\n") == n for _, n, b in got)
+
+
+def test_lines_of_counts_blank_lines_and_returns_raw_bytes():
+    plain = b'{"a": 1}\n{"a": 2}\r\n{"a": 3}\n'
+    assert nat.lines_of(plain, 1, 3, {2}) == (3, {2: (2, b'{"a": 2}')})
+    for blank in (b"\n", b" \n", b"\t\r\n", b"\r\n"):
+        block = b'{"a": 1}\n' + blank + b'{"a": 2}\n'
+        n, found = nat.lines_of(block, 1, 3, {2})
+        assert (n, found) == (2, {2: (3, b'{"a": 2}')})
