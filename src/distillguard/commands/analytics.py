@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ __all__ = ["register"]
 
 
 def _scan(args: argparse.Namespace) -> int:
+    from distillguard.analytics.report_json import write_report
     from distillguard.analytics.scan import ScanOptions, read_allowlist, scan
     from distillguard.errors import ConfigError
 
@@ -29,7 +29,7 @@ def _scan(args: argparse.Namespace) -> int:
         embeddings=args.embeddings,
     )
     report = scan(args.logs, opts)
-    Path(args.out).write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    write_report(report, Path(args.out))
     if args.html:
         from distillguard.analytics.report_html import write_html
 
