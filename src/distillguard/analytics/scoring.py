@@ -124,8 +124,7 @@ def _column(
 ) -> np.ndarray:
     """One feature of every row as floats, None (or an absent optional key) as ``missing``.
 
-    Built by numpy from the values as they are (no Python float()/round() per value): a scan
-    reads about fifteen columns of every account through here.
+    The one conversion the scorer uses for its feature columns (numpy turns None into NaN).
     """
     vals = [r[key] for r in rows] if required else [r.get(key) for r in rows]
     col = np.array(vals, dtype=np.float64)  # None -> nan
@@ -197,7 +196,8 @@ class BinomialTailScorer:
             k = np.rint(_column(rows, f)).astype(np.int64)
             tails[:, j] = self._log10_tails(k, n_arr, f)
         auto = np.array([f in _AUTOMATION for f in feats])
-        ratio = _column(rows, "distinct_ratio", missing=1.0, required=False)
+        # As _narrow reads it (a ratio of 0 counts as 1), so the verdict and its reasons agree.
+        ratio = np.array([float(r.get("distinct_ratio") or 1) for r in rows])
         others = tails[:, ~auto].min(axis=1, initial=0.0)
         narrow = (ratio < 0.05) & (n_arr >= 100) & (others > -2)
         tails[np.ix_(narrow, auto)] = 0.0
