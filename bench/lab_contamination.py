@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         student=StudentConfig(
             d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, d_ff=args.d_model * 4,
             seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
-            device=args.device, seed=args.student_seed,
+            device=args.device, seed=args.student_seed, base=args.base, train_layers=args.train_layers,
         ),
         n_queries=min(args.queries, len(bundle.held_out), len(bundle.wm_prompts)),
         reading_texts=args.reading_texts,
@@ -150,6 +150,10 @@ def _at(res: dict[str, Any], mark: int) -> str:
     return _p(pts[0]["log10_p_value"]) if pts else "–"
 
 
+def _reading(res: dict[str, Any] | None) -> str:
+    return f"{_p(res['log10_p_value'])} ({res['n_contexts']} ctx)" if res else "–"
+
+
 def render(results: dict[str, Any]) -> str:
     """The benchmarks section's body from a results.json (full or partial)."""
     cfg = results.get("config", {})
@@ -165,6 +169,7 @@ def render(results: dict[str, Any]) -> str:
             *(_at(h, m) for m in (100, 300, 1000)), _p(h["log10_p_value"]),
             *(_at(lg, m) for m in (100, 1000)), _p(lg["log10_p_value"]),
             f"{_p(rd['log10_p_value'])} ({rd['n_contexts']} ctx)",
+            _reading(s.get("reading_trained")),
         ])
     lines = [
         f"Students trained and audited on {results.get('machine', '?')}"
@@ -179,29 +184,49 @@ def render(results: dict[str, Any]) -> str:
             f"{b['human_texts']:,} ShareGPT (prompt, ChatGPT answer) pairs, {b['human_tokens']:,} tokens."
         )
     if st:
-        lines.append(
-            f"Every student: Llama-style, d_model {st['d_model']}, {st['n_layers']} layers, "
+        pretrained = st.get("base") == "smollm2"
+        model = (
+            "SmolLM2-135M-Instruct fine-tuned (pretrained base, watermark off), "
+            + (f"top {st['train_layers']} of 30 blocks and the final norm trained "
+               f"({results.get('n_trained_params', 0) / 1e6:.1f}M of "
+               f"{results.get('n_params', 0) / 1e6:.1f}M parameters), "
+               if st.get("train_layers") else "every weight trained, ")
+            + f"window {st['seq_len']}, batch {st['batch_size']}, lr {st['lr']}, {cfg['epochs']:g} epochs "
+            f"(at least {cfg['min_steps']} steps)"
+            if pretrained else
+            f"Llama-style, d_model {st['d_model']}, {st['n_layers']} layers, "
             f"d_ff {st['d_ff']}, "
             f"window {st['seq_len']}, batch {st['batch_size']}, lr {st['lr']}, {cfg['epochs']:g} epochs "
             f"(at least {cfg['min_steps']} steps), {results.get('n_params', 0) / 1e6:.1f}M parameters "
-            f"(compact vocabulary of {results.get('vocab_size', 0):,} ids), seed {st.get('seed', 0)}. "
+            f"(compact vocabulary of {results.get('vocab_size', 0):,} ids)"
+        )
+        lines.append(
+            f"Every student: {model}, seed {st.get('seed', 0)}. "
             f"Suspect answers at "
             f"T = {cfg['suspect_temperature']}, {cfg['max_new_tokens']} new tokens; the human-control "
             f"student is the {100 * cfg['control_fraction']:g}% student's human text without our answers."
             + (f" Each contaminated corpus capped at {cfg['max_train_tokens']:,} tokens (the harvest share "
                "cut to keep the fraction)." if cfg.get("max_train_tokens") else "")
             + (f" Vocabulary: ids seen at least {cfg['vocab_min_count']} times."
-               if cfg.get("vocab_min_count", 1) > 1 else "")
+               if cfg.get("vocab_min_count", 1) > 1 and not pretrained else "")
         )
     lines += [
         "",
         markdown_table(
             ["student", "watermarked", "wm tokens", "train tokens", "steps", "loss",
-             "held-out p @100", "@300", "@1000", "all", "logged p @100", "@1000", "all", "reading p"],
+             "held-out p @100", "@300", "@1000", "all", "logged p @100", "@1000", "all", "reading p",
+             "reading p, its corpus's texts"],
             rows,
         ),
         "",
     ]
+    lines.append(
+        f"'reading p' reads the first {cfg.get('reading_texts', '?')} harvest texts, whether or not a "
+        "student's corpus holds them (an auditor reading the account's whole log, of which a capped "
+        "corpus holds a random part); 'its corpus's texts' reads only those its corpus holds (the "
+        "contaminator used all of the account's answers; for the human-control: its twin's, which it "
+        "never saw).\n"
+    )
     for key, what in (("controls", "held-out answers"), ("controls_logged", "logged answers")):
         c = results.get(key)
         if c:
@@ -221,8 +246,10 @@ def render(results: dict[str, Any]) -> str:
 def _run_title(results: dict[str, Any]) -> str:
     cfg = results.get("config", {})
     cap = cfg.get("max_train_tokens")
+    base = cfg.get("student", {}).get("base", "scratch")
     return (
-        f"{cfg.get('epochs', '?'):g} epochs, "
+        ("SmolLM2 fine-tuned, " if base == "smollm2" else "")
+        + f"{cfg.get('epochs', '?'):g} epochs, "
         + (f"corpora capped at {cap:,} tokens, " if cap else "whole harvest, ")
         + f"student seed {cfg.get('student', {}).get('seed', '?')}"
     )
@@ -274,6 +301,10 @@ def main() -> int:
     r.add_argument("--seq-len", type=int, default=128)
     r.add_argument("--batch-size", type=int, default=8)
     r.add_argument("--lr", type=float, default=3e-3)
+    r.add_argument("--base", default="scratch", choices=("scratch", "smollm2"),
+                   help="students from random weights, or SmolLM2-135M-Instruct fine-tuned (pretrained)")
+    r.add_argument("--train-layers", type=int, default=0,
+                   help="with --base smollm2: train only this many top blocks (0: every weight)")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--student-seed", type=int, default=0,
                    help="initialisation, batch order and answer sampling (the corpora stay the same)")

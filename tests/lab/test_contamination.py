@@ -86,26 +86,32 @@ def test_bundle_errors_say_what_is_wrong(tmp_path) -> None:
 @pytest.mark.parametrize("fraction", [0.5, 0.2, 0.05])
 def test_corpus_holds_the_asked_fraction_of_answer_tokens(fraction: float) -> None:
     b = _bundle(40, 600)
-    wm_pairs, human, wm = contamination_corpus(b, fraction)
-    total = sum(s.size for s in wm_pairs) + sum(h.size for h in human)
+    c = contamination_corpus(b, fraction)
+    total = sum(s.size for s in c.wm_pairs) + sum(h.size for h in c.human)
     # within one human text of the target
-    assert wm / total == pytest.approx(fraction, rel=0.15)
-    assert wm <= b.wm_tokens and human == list(b.human[: len(human)])
+    assert c.wm_tokens / total == pytest.approx(fraction, rel=0.15)
+    assert c.wm_tokens <= b.wm_tokens and c.human == list(b.human[: len(c.human)])
+    # harvest_indices name exactly the pairs the corpus holds, in its order
+    assert len(set(c.harvest_indices)) == len(c.harvest_indices) == len(c.wm_pairs)
+    for i, pair in zip(c.harvest_indices, c.wm_pairs, strict=True):
+        assert np.array_equal(pair, np.concatenate([b.wm_prompts[i], b.wm_answers[i]]))
+    assert c.wm_tokens == sum(b.wm_answers[i].size for i in c.harvest_indices)
 
 
 def test_corpus_cap_keeps_the_fraction_with_less_of_the_harvest() -> None:
     b = _bundle(120, 600)
-    wm_pairs, human, wm = contamination_corpus(b, 0.2, max_tokens=3000)
-    total = sum(s.size for s in wm_pairs) + sum(h.size for h in human)
-    assert wm <= 0.2 * 3000 and total <= 3000 * 1.1
-    assert wm / total == pytest.approx(0.2, rel=0.15)
+    c = contamination_corpus(b, 0.2, max_tokens=3000)
+    total = sum(s.size for s in c.wm_pairs) + sum(h.size for h in c.human)
+    assert c.wm_tokens <= 0.2 * 3000 and total <= 3000 * 1.1
+    assert c.wm_tokens / total == pytest.approx(0.2, rel=0.15)
+    assert len(c.harvest_indices) < len(b.wm_answers)  # a random part of the harvest
 
 
 def test_corpus_cuts_the_harvest_when_human_text_runs_short() -> None:
     b = _bundle(120, 60)
-    _, human, wm = contamination_corpus(b, 0.01)
-    assert wm < b.wm_tokens / 10  # scaled down, so the fraction still holds
-    assert len(human) == len(b.human)
+    c = contamination_corpus(b, 0.01)
+    assert c.wm_tokens < b.wm_tokens / 10  # scaled down, so the fraction still holds
+    assert len(c.human) == len(b.human)
 
 
 def test_config_validates() -> None:
@@ -155,11 +161,16 @@ def test_run_separates_contaminated_students_from_the_control(trainable_scheme: 
     assert distilled.fraction == distilled.watermarked_tokens / distilled.train_tokens  # prompts count too
     assert by["contaminated-50%"].fraction == pytest.approx(0.5, rel=0.15)
     assert by["contaminated-50%"].reading.log10_p_value < -3
+    # reading only the texts it trained on (the toy language has few contexts: both runs see all)
+    trained = by["contaminated-50%"].reading_trained
+    assert trained is not None and trained.n_contexts <= by["contaminated-50%"].reading.n_contexts
+    assert trained.log10_p_value < -3
     control = by["human-control"]
     assert control.watermarked_tokens == 0 and control.fraction == 0.0
     assert control.radioactivity.log10_p_value > -3 and control.reading.log10_p_value > -3
+    assert control.reading_trained is not None and control.reading_trained.log10_p_value > -3
     assert res.controls is not None and res.controls.passed and res.controls.n_keys == 20
-    assert res.skipped == ()
+    assert res.skipped == () and res.n_trained_params == res.n_params > 0  # from scratch: all trained
 
 
 @pytest.mark.slow

@@ -9,7 +9,14 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from distillguard.errors import ConfigError, InputError
-from distillguard.lab.student import CompactVocab, StudentConfig, average_students, train_student
+from distillguard.lab.student import (
+    CompactVocab,
+    StudentConfig,
+    TokenizerVocab,
+    average_students,
+    student_vocab,
+    train_student,
+)
 from distillguard.provenance import radioactivity_test, reading_test
 from distillguard.provenance.simulate import MarkovTeacher
 from distillguard.watermark import KGW, KGWConfig, SecretKey
@@ -33,6 +40,29 @@ def test_student_config_is_validated() -> None:
         StudentConfig(d_model=30, n_heads=4)
     with pytest.raises(ConfigError):
         StudentConfig(steps=0)
+    with pytest.raises(ConfigError, match="'base'"):
+        StudentConfig(base="gpt2")
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="'train_layers'"):
+            StudentConfig(base="smollm2", train_layers=bad)  # type: ignore[arg-type]
+
+
+def test_tokenizer_vocab_is_the_identity_with_an_end_of_answer_row() -> None:
+    v = TokenizerVocab(100, eos_row=2)
+    assert v.encode([0, 5, 99]).tolist() == [0, 5, 99]
+    assert v.decode([5, 2, 7]).tolist() == [5, 7]
+    assert v.to_real(np.array([[3, 4]])).tolist() == [[3, 4]]
+    assert v.unk_row is None and CompactVocab.build([[4]]).unk_row == 0
+    # cache keys tell vocabularies apart
+    keys = {v.identity(), TokenizerVocab(100, 3).identity(), CompactVocab.build([[4]]).identity()}
+    assert len(keys) == 3
+    with pytest.raises(InputError, match=r"\[0, 100\)"):
+        v.encode([100])
+    with pytest.raises(ConfigError):
+        TokenizerVocab(10, eos_row=10)
+    # a student from scratch cannot use a tokenizer vocabulary: its table is built from the corpus
+    with pytest.raises(ConfigError, match="CompactVocab"):
+        train_student([np.arange(10)] * 20, v, StudentConfig(seq_len=8, steps=1))
 
 
 def test_average_students_mixes_every_weight() -> None:
@@ -103,6 +133,34 @@ def test_a_trained_student_is_radioactive_and_a_clean_one_is_not() -> None:
         )
     assert results["distilled"][0] < -4 and results["distilled"][1] < -4
     assert results["clean"][0] > -3 and results["clean"][1] > -3
+
+
+@pytest.mark.model
+def test_a_pretrained_student_fine_tunes_only_its_top_blocks_and_answers_in_real_ids() -> None:
+    from distillguard.model.loader import load_model
+    from distillguard.model.tokenizer import load_text_tokenizer
+
+    tok = load_text_tokenizer()
+    cfg = StudentConfig(base="smollm2", train_layers=1, seq_len=32, steps=3, batch_size=2, lr=1e-3)
+    vocab = student_vocab(cfg, [])
+    assert vocab == TokenizerVocab(tok.vocab_size, tok.token_id("<|im_end|>"))
+    text = [tok.encode(f"The {w} is green and the sky is blue.") for w in ("grass", "leaf", "frog", "pea")]
+    student = train_student(text * 6, vocab, cfg)
+    base, _ = load_model()
+    changed = {
+        name.split(".")[2] if name.startswith("model.layers.") else name
+        for (name, p), q in zip(student.model.named_parameters(), base.parameters(), strict=True)
+        if not p.detach().equal(q)
+    }
+    top = str(base.config.num_hidden_layers - 1)
+    assert changed == {top, "model.norm.weight"}, changed
+    assert student.n_trained_params < student.n_params / 10 and len(student.losses) == 3
+    prompts = [tok.encode("<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n")]
+    (answer,) = student.answer(prompts, max_new_tokens=8, temperature=0)
+    assert 0 < answer.size <= 8 and vocab.eos_row not in answer.tolist()
+    (item,) = student.reading_items([(prompts[0], text[0])], top_k=4)
+    assert item.cand_ids.shape == (text[0].size, 4)
+    assert int(item.cand_ids.max()) < vocab.size and vocab.eos_row not in item.cand_ids
 
 
 def test_device_is_validated_and_a_missing_gpu_is_a_clear_error() -> None:

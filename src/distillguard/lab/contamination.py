@@ -30,7 +30,7 @@ import numpy as np
 
 from distillguard.errors import ConfigError, InputError
 from distillguard.lab.run import CURVE_MARKS, answer_controls, logged_prompt_order
-from distillguard.lab.student import CompactVocab, StudentConfig, train_student
+from distillguard.lab.student import StudentConfig, student_vocab, train_student
 from distillguard.provenance.controls import ControlsResult
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingResult, reading_test
@@ -41,6 +41,7 @@ from distillguard.watermark.base import WatermarkScheme
 __all__ = [
     "ContaminationBundle",
     "ContaminationConfig",
+    "ContaminationCorpus",
     "ContaminationResult",
     "ContaminationStudent",
     "contamination_corpus",
@@ -147,7 +148,8 @@ class ContaminationConfig:
             keep the fraction); None: the whole harvest. For CPU-sized runs.
         vocab_min_count: the compact vocabulary keeps ids seen at least this often over all the
             corpora (rarer ones become UNK, which a student never emits): the output layer's
-            width is most of a small student's cost on CPU.
+            width is most of a small student's cost on CPU. Unused by a pretrained base
+            (``student.base``), which keeps the tokenizer's vocabulary.
         time_budget_s: a student that would not finish within this many seconds of the run's
             start is skipped (reported, not silently dropped): its time is predicted from the
             seconds per step and per audit of the students before it. None: no budget.
@@ -216,6 +218,10 @@ class ContaminationStudent:
     radioactivity: RadioactivityResult
     logged: RadioactivityResult
     reading: ReadingResult
+    # the reading test on just the harvest texts in this student's corpus: what an auditor reads
+    # when the contaminator used the whole of an account's log (the distilled student: all of
+    # it; the human-control: the control fraction's texts, which it never saw); None: no texts
+    reading_trained: ReadingResult | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +233,7 @@ class ContaminationResult:
     key_id: str
     bundle: dict[str, Any]
     n_params: int
+    n_trained_params: int
     vocab_size: int
     students: tuple[ContaminationStudent, ...]
     controls: ControlsResult | None
@@ -235,21 +242,39 @@ class ContaminationResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class ContaminationCorpus:
+    """One fraction's training text.
+
+    Attributes:
+        wm_pairs: the harvest pairs it holds (prompt + watermarked answer each).
+        human: the human sequences added.
+        wm_tokens: watermarked answer tokens in it.
+        harvest_indices: which harvest pairs ``wm_pairs`` are (bundle order), in corpus order.
+    """
+
+    wm_pairs: list[np.ndarray]
+    human: list[np.ndarray]
+    wm_tokens: int
+    harvest_indices: list[int]
+
+
 def contamination_corpus(
     bundle: ContaminationBundle, fraction: float, *, seed: int = 0, max_tokens: int | None = None
-) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """The ``fraction`` student's corpus: ``(watermarked pairs, human sequences, wm tokens)``.
+) -> ContaminationCorpus:
+    """The ``fraction`` student's corpus.
 
     All of the harvest is used while there is human text enough and the corpus stays within
-    ``max_tokens``; otherwise the harvest is cut so that the fraction still holds. Human text is
-    taken in bundle order (so the control student, given the same fraction, gets the same text).
+    ``max_tokens``; otherwise a random part of the harvest is kept so that the fraction still
+    holds. Human text is taken in bundle order (so the control student, given the same fraction,
+    gets the same text).
 
     >>> a = tuple(np.arange(5) for _ in range(4))
     >>> b = ContaminationBundle(a, a, tuple(np.arange(10) for _ in range(30)), a)
-    >>> pairs, human, wm = contamination_corpus(b, 0.10)
-    >>> total = sum(s.size for s in pairs) + sum(h.size for h in human)  # prompts count too
-    >>> wm, total, wm / total
-    (20, 200, 0.1)
+    >>> c = contamination_corpus(b, 0.10)
+    >>> total = sum(s.size for s in c.wm_pairs) + sum(h.size for h in c.human)  # prompts count too
+    >>> c.wm_tokens, total, c.wm_tokens / total, sorted(c.harvest_indices)
+    (20, 200, 0.1, [0, 1, 2, 3])
     """
     check_real("contamination_corpus", "fraction", fraction, 0, 1, open_hi=False)
     pairs = [(p, a) for p, a in zip(bundle.wm_prompts, bundle.wm_answers, strict=True)]
@@ -264,12 +289,14 @@ def contamination_corpus(
         scale = bundle.human_tokens / max(human_needed, 1.0)
         want_wm = int(want_wm * scale)
     wm_pairs: list[np.ndarray] = []
+    used: list[int] = []
     wm_tokens = 0
     for i in order:
         p, a = pairs[i]
         if wm_tokens + a.size > want_wm and wm_pairs:
             break
         wm_pairs.append(np.concatenate([p, a]))
+        used.append(int(i))
         wm_tokens += a.size
     total_wanted = wm_tokens / fraction
     human: list[np.ndarray] = []
@@ -279,7 +306,7 @@ def contamination_corpus(
             break
         human.append(h)
         have += h.size
-    return wm_pairs, human, wm_tokens
+    return ContaminationCorpus(wm_pairs, human, wm_tokens, used)
 
 
 def _steps(cfg: ContaminationConfig, n_tokens: int) -> int:
@@ -314,28 +341,30 @@ def run_contamination(
     plan: list[tuple[str, float]] = [("distilled", 1.0), ("human-control", cfg.control_fraction)]
     plan += [(f"contaminated-{f:.0%}", f) for f in cfg.fractions]
     corpora: dict[str, tuple[list[np.ndarray], int]] = {}
+    seen_texts: dict[str, list[int]] = {}  # harvest texts each corpus holds (the control: its twin's)
     for name, f in plan:
         if name == "distilled":
             seqs = [np.concatenate([p, a]) for p, a in zip(bundle.wm_prompts, bundle.wm_answers, strict=True)]
             corpora[name] = (seqs, bundle.wm_tokens)
+            seen_texts[name] = list(range(len(seqs)))
         else:
-            wm_pairs, human, wm = contamination_corpus(
-                bundle, f, seed=cfg.seed, max_tokens=cfg.max_train_tokens
-            )
-            corpora[name] = (human, 0) if name == "human-control" else (wm_pairs + human, wm)
-    vocab = CompactVocab.build(
-        [s for seqs, _ in corpora.values() for s in seqs], min_count=cfg.vocab_min_count
+            c = contamination_corpus(bundle, f, seed=cfg.seed, max_tokens=cfg.max_train_tokens)
+            corpora[name] = (c.human, 0) if name == "human-control" else (c.wm_pairs + c.human, c.wm_tokens)
+            seen_texts[name] = c.harvest_indices
+    vocab = student_vocab(
+        cfg.student, [s for seqs, _ in corpora.values() for s in seqs], min_count=cfg.vocab_min_count
     )
-    log(f"compact vocabulary: {vocab.size} ids")
+    log(f"student vocabulary: {vocab.size} ids")
 
     n_q = cfg.n_queries
     held = list(bundle.held_out[:n_q])
     logged = [bundle.wm_prompts[i] for i in logged_prompt_order(len(bundle.wm_prompts), n_q, cfg.seed)]
-    reading_texts = list(zip(bundle.wm_prompts, bundle.wm_answers, strict=True))[: cfg.reading_texts]
+    harvest_texts = list(zip(bundle.wm_prompts, bundle.wm_answers, strict=True))
+    reading_texts = harvest_texts[: cfg.reading_texts]
     rows: list[ContaminationStudent] = []
     skipped: list[str] = []
     distilled_answers: dict[str, list[np.ndarray]] = {}
-    n_params = 0
+    n_params = n_trained = 0
     per_step, per_audit = 0.0, 0.0  # seconds, measured on the students trained so far
     for name, (seqs, wm) in corpora.items():
         n_tok = int(sum(s.size for s in seqs))
@@ -353,7 +382,7 @@ def run_contamination(
         seqs = [seqs[i] for i in rng.permutation(len(seqs))]
         student = train_student(seqs, vocab, replace(cfg.student, steps=steps))
         t_audit = time.perf_counter()
-        n_params = student.n_params
+        n_params, n_trained = student.n_params, student.n_trained_params
         answers = {
             k: student.answer(
                 q,
@@ -369,9 +398,17 @@ def run_contamination(
             for k, a in answers.items()
         }
         read = reading_test(scheme, student.reading_items(reading_texts), statistic="mass")
+        trained = sorted(seen_texts[name])[: cfg.reading_texts]
+        if trained == list(range(len(reading_texts))):  # the same texts (the distilled student)
+            read_trained: ReadingResult | None = read
+        elif trained:
+            texts = [harvest_texts[i] for i in trained]
+            read_trained = reading_test(scheme, student.reading_items(texts), statistic="mass")
+        else:
+            read_trained = None
         row = ContaminationStudent(
             name, wm / n_tok, wm, n_tok, steps, student.final_loss, student.seconds,
-            radio["held-out"], radio["logged"], read,
+            radio["held-out"], radio["logged"], read, read_trained,
         )
         rows.append(row)
         per_step = max(per_step, student.seconds / steps)
@@ -380,6 +417,7 @@ def run_contamination(
             f"{name}: {wm}/{n_tok} watermarked tokens, {steps} steps, loss {row.final_loss:.2f}, "
             f"{student.seconds:.0f} s; log10 p held-out {radio['held-out'].log10_p_value:.1f}, "
             f"logged {radio['logged'].log10_p_value:.1f}, reading {read.log10_p_value:.1f}"
+            + (f" (its own texts {read_trained.log10_p_value:.1f})" if read_trained else "")
         )
         if name == "distilled":
             distilled_answers = answers
@@ -403,6 +441,7 @@ def run_contamination(
             **{k: v for k, v in bundle.meta.items() if k != "key_id"},
         },
         n_params=n_params,
+        n_trained_params=n_trained,
         vocab_size=vocab.size,
         students=tuple(rows),
         controls=controls_on(distilled_answers["held-out"]) if distilled_answers else None,

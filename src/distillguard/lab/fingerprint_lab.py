@@ -47,7 +47,7 @@ from distillguard.lab.harvest import (
     harvest,
     sharegpt_prompts,
 )
-from distillguard.lab.student import CompactVocab, Student, StudentConfig, train_student
+from distillguard.lab.student import Student, StudentConfig, student_vocab, train_student
 from distillguard.provenance.lines import (
     BehaviourLine,
     CanaryLine,
@@ -420,7 +420,8 @@ def run_fingerprint_lab(
     skip = set(hv.probes) | set(hv.style_probes) | {r.prompt for r in hv.records}
     n_indep = cfg.n_controls + cfg.n_references
     slices = control_slices(tok, n_indep + 1, n_tokens, cfg.max_new_tokens, skip)
-    vocab = CompactVocab.build([s for part in (distilled, paraphrased, proxy_seqs, *slices) for s in part])
+    vocab = student_vocab(cfg.student,
+                          [s for part in (distilled, paraphrased, proxy_seqs, *slices) for s in part])
     log(f"harvest: {len(hv.records)} answers, {n_tokens} tokens with prompts; vocabulary {vocab.size} ids")
     probe_ids = chat_prompt_ids(tok, hv.probes)
     questions = canary_prompts(hv.registry)

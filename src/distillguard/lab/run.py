@@ -47,7 +47,13 @@ from distillguard.lab.harvest import (
     harvest,
     sharegpt_prompts,
 )
-from distillguard.lab.student import CompactVocab, Student, StudentConfig, average_students, train_student
+from distillguard.lab.student import (
+    Student,
+    StudentConfig,
+    average_students,
+    student_vocab,
+    train_student,
+)
 from distillguard.provenance.controls import ControlsResult, null_controls
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingResult, reading_test
@@ -308,7 +314,7 @@ def run_lab(
         order = rng.permutation(len(mix))
         corpora[f"contaminated-{f:.0%}"] = ([mix[i] for i in order], f)
     # the vocabulary covers every corpus, so a partial run trains the same students as a full one
-    vocab = CompactVocab.build([s for seqs, _ in corpora.values() for s in seqs])
+    vocab = student_vocab(cfg.student, [s for seqs, _ in corpora.values() for s in seqs])
     if para:
         # Not in the vocabulary (it would change every other student when the pass is skipped):
         # a paraphrase uses SmolLM2's words, and the few ids outside the vocabulary become <unk>.

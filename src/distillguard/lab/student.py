@@ -1,10 +1,22 @@
-"""A tiny causal LM trained from scratch with the teacher's tokenizer (torch + transformers, CPU).
+"""Students: causal LMs trained on the lab's corpora with the teacher's tokenizer (torch + transformers).
 
-The student reads and writes SmolLM2 token ids, so its answers are scored exactly like any
-suspect's. To fit a few minutes of CPU, its embedding table covers only the ids that occur in
-the lab's corpora (a *compact vocabulary*: real id ↔ row, plus an UNK row for prompt tokens it
-never saw, which it is never allowed to emit). That changes nothing about tokenisation; it only
-drops ~40k output rows the student could never learn anyway.
+Two kinds, chosen by ``StudentConfig.base``:
+
+- ``"scratch"``: a tiny Llama-style model trained from random weights. To fit a few minutes of
+  CPU, its embedding table covers only the ids that occur in the lab's corpora (a *compact
+  vocabulary*: real id ↔ row, plus an UNK row for prompt tokens it never saw, which it is never
+  allowed to emit). That changes nothing about tokenisation; it only drops ~40k output rows the
+  student could never learn anyway.
+- ``"smollm2"``: a *pretrained* model fine-tuned on the corpus — the competitor who starts from
+  an open base model, the setting of Sander et al. (2024). The one causal LM this machine has
+  offline is SmolLM2-135M-Instruct itself, so the base is the teacher without its watermark: its
+  predictions do not depend on our key, so the audits' nulls hold for it exactly as for a model
+  from scratch (the human-control student, fine-tuned the same way on human text only, shows it).
+  ``train_layers`` trains only the top blocks (and the final norm): on CPU a full fine-tuning
+  step costs ~2.5x a top-4 one, and which blocks move does not change what the test may claim.
+
+Either way the student reads and writes SmolLM2 token ids, so its answers are scored exactly like
+any suspect's.
 """
 
 from __future__ import annotations
@@ -15,16 +27,26 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from distillguard.errors import ConfigError, InputError, missing_extra
 from distillguard.provenance.reading import ReadingItem
 
-__all__ = ["CompactVocab", "Student", "StudentConfig", "average_students", "train_student"]
+__all__ = [
+    "CompactVocab",
+    "Student",
+    "StudentConfig",
+    "TokenizerVocab",
+    "Vocab",
+    "average_students",
+    "student_vocab",
+    "train_student",
+]
 
 _UNK, _EOS = 0, 1
+_BASES = ("scratch", "smollm2")
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,10 @@ class StudentConfig:
         threads: torch intra-op threads (1 is often fastest on a busy 2-core machine).
         device: torch device to train and answer on ("cpu", "cuda", "cuda:1"); on CUDA the
             forward passes run in bfloat16 autocast (weights and optimiser stay float32).
+        base: "scratch" (the architecture above, random weights) or "smollm2" (fine-tune the
+            pretrained SmolLM2-135M-Instruct; the architecture fields are then unused).
+        train_layers: with base "smollm2", how many of the top transformer blocks train (the
+            rest, and the tied embeddings, stay frozen); 0 trains every weight.
     """
 
     d_model: int = 128
@@ -52,6 +78,8 @@ class StudentConfig:
     seed: int = 0
     threads: int = 1
     device: str = "cpu"
+    base: str = "scratch"
+    train_layers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "seq_len", "steps", "batch_size", "threads"):
@@ -67,6 +95,15 @@ class StudentConfig:
                 f"The 'device' parameter of StudentConfig must be 'cpu', 'cuda' or 'cuda:N'. "
                 f"Got {self.device!r} instead."
             )
+        if self.base not in _BASES:
+            raise ConfigError(
+                f"The 'base' parameter of StudentConfig must be one of {_BASES}. Got {self.base!r} instead."
+            )
+        layers = self.train_layers
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
+            raise ConfigError(
+                f"The 'train_layers' parameter of StudentConfig must be an int ≥ 0. Got {layers!r}."
+            )
         if not (isinstance(self.lr, float) and 0.0 < self.lr < 1.0):
             raise ConfigError(
                 f"The 'lr' parameter of StudentConfig must be a float in (0, 1). Got {self.lr!r}."
@@ -78,6 +115,8 @@ class CompactVocab:
     """Real token ids ↔ student rows. Row 0 is UNK, row 1 end-of-answer; ``ids[r]`` is row r's id."""
 
     ids: np.ndarray  # int64, ids[0] = ids[1] = -1 (UNK, EOS have no real id)
+    unk_row: ClassVar[int | None] = _UNK  # a row the student may read but never emit
+    eos_row: ClassVar[int] = _EOS  # ends an answer; joins training sequences
 
     @classmethod
     def build(cls, corpora: Sequence[Sequence[int] | np.ndarray], *, min_count: int = 1) -> CompactVocab:
@@ -109,13 +148,77 @@ class CompactVocab:
         r = r[r >= 2]
         return self.ids[r]
 
+    def to_real(self, rows: np.ndarray) -> np.ndarray:
+        """Rows that are real tokens (never UNK or EOS) → their ids, same shape."""
+        return self.ids[rows]
+
+    def identity(self) -> bytes:
+        """Bytes that tell this vocabulary from any other (for cache keys)."""
+        return self.ids.tobytes()
+
+
+@dataclass(frozen=True)
+class TokenizerVocab:
+    """The tokenizer's own vocabulary: row = id (a pretrained student's embedding table).
+
+    ``eos_row`` is the id that ends an answer (SmolLM2's ``<|im_end|>``); there is no UNK.
+    """
+
+    size: int
+    eos_row: int
+    unk_row: ClassVar[int | None] = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.eos_row < self.size:
+            raise ConfigError(f"TokenizerVocab needs 0 ≤ eos_row < size. Got {self.eos_row} of {self.size}.")
+
+    def encode(self, real: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Ids → rows (the same numbers).
+
+        Raises:
+            InputError: an id outside the vocabulary.
+        """
+        r = np.asarray(real, dtype=np.int64)
+        if r.size and (r.min() < 0 or r.max() >= self.size):
+            raise InputError(f"Token ids must lie in [0, {self.size}) for this vocabulary.")
+        return r
+
+    def decode(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows → ids, end-of-answer dropped."""
+        r = np.asarray(rows, dtype=np.int64)
+        return r[r != self.eos_row]
+
+    def to_real(self, rows: np.ndarray) -> np.ndarray:
+        """Rows → ids (the same numbers)."""
+        return np.asarray(rows, dtype=np.int64)
+
+    def identity(self) -> bytes:
+        """Bytes that tell this vocabulary from any other (for cache keys)."""
+        return f"tokenizer:{self.size}:{self.eos_row}".encode()
+
+
+Vocab = CompactVocab | TokenizerVocab
+
+
+def student_vocab(
+    config: StudentConfig, corpora: Sequence[Sequence[int] | np.ndarray], *, min_count: int = 1
+) -> Vocab:
+    """The vocabulary a student of ``config`` uses: the corpora's compact one for a student from
+    scratch, the tokenizer's whole one for a pretrained base."""
+    if config.base == "smollm2":
+        from distillguard.model.tokenizer import load_text_tokenizer
+
+        tok = load_text_tokenizer()
+        return TokenizerVocab(tok.vocab_size, tok.token_id("<|im_end|>"))
+    return CompactVocab.build(corpora, min_count=min_count)
+
 
 @dataclass
 class Student:
     """A trained student: its model, vocabulary and training log."""
 
     model: Any
-    vocab: CompactVocab
+    vocab: Vocab
     config: StudentConfig
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -127,8 +230,13 @@ class Student:
 
     @property
     def n_params(self) -> int:
-        """Trainable parameters (embeddings included, counted once: they are tied)."""
+        """Parameters (embeddings included, counted once: they are tied), trained or frozen."""
         return int(sum(p.numel() for p in self.model.parameters()))
+
+    @property
+    def n_trained_params(self) -> int:
+        """Parameters training updated (fewer than :attr:`n_params` for a partly frozen base)."""
+        return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
 
     def answer(
         self,
@@ -147,10 +255,11 @@ class Student:
 
         torch.manual_seed(seed)
         out: list[np.ndarray] = []
+        eos, unk = self.vocab.eos_row, self.vocab.unk_row
         ctx_room = max(1, self.config.seq_len * 2 - max_new_tokens)
         for start in range(0, len(prompt_ids), batch_size):
             rows = [self.vocab.encode(p)[-ctx_room:] for p in prompt_ids[start : start + batch_size]]
-            ids, mask = left_padded(rows, _EOS)
+            ids, mask = left_padded(rows, eos)
             width = ids.shape[1]
             with torch.inference_mode(), _autocast(torch, self.config.device):
                 gen = self.model.generate(
@@ -161,12 +270,12 @@ class Student:
                     temperature=temperature if temperature > 0 else None,
                     top_k=0 if temperature > 0 else None,
                     top_p=1.0 if temperature > 0 else None,
-                    pad_token_id=_EOS,
-                    eos_token_id=_EOS,
-                    bad_words_ids=[[_UNK]],
+                    pad_token_id=eos,
+                    eos_token_id=eos,
+                    bad_words_ids=None if unk is None else [[unk]],
                 )
             for row in gen[:, width:].cpu().numpy():
-                stop = np.flatnonzero(row == _EOS)
+                stop = np.flatnonzero(row == eos)
                 out.append(self.vocab.decode(row[: stop[0]] if stop.size else row))
         return out
 
@@ -181,6 +290,7 @@ class Student:
 
         items = []
         room = self.config.seq_len * 2
+        specials = [r for r in (self.vocab.unk_row, self.vocab.eos_row) if r is not None]
         with torch.inference_mode(), _autocast(torch, self.config.device):
             for hist, text in texts:
                 t = np.asarray(text, dtype=np.int64)[:room]
@@ -189,10 +299,10 @@ class Student:
                     continue
                 rows = torch.from_numpy(self.vocab.encode(np.concatenate([h, t])))[None, :]
                 logits = self.model(input_ids=rows.to(self.config.device)).logits[0, h.size :, :].float()
-                logits[:, [_UNK, _EOS]] = -math.inf  # predictions over real tokens only
+                logits[:, specials] = -math.inf  # predictions over real tokens only
                 probs = torch.softmax(logits, dim=-1)
-                top = torch.topk(probs, k=min(top_k, probs.shape[-1] - 2), dim=-1)
-                cand = self.vocab.ids[top.indices.cpu().numpy()]
+                top = torch.topk(probs, k=min(top_k, probs.shape[-1] - len(specials)), dim=-1)
+                cand = self.vocab.to_real(top.indices.cpu().numpy())
                 items.append(ReadingItem(t, cand, top.values.cpu().numpy().astype(np.float64), history=h))
         return items
 
@@ -211,7 +321,7 @@ def average_students(a: Student, b: Student, weight: float = 0.5) -> Student:
 
     if not 0.0 <= weight <= 1.0:
         raise ConfigError(f"average_students needs a weight in [0, 1]. Got {weight!r}.")
-    if a.vocab.size != b.vocab.size or not np.array_equal(a.vocab.ids, b.vocab.ids):
+    if not _same_vocab(a.vocab, b.vocab):
         raise ConfigError("average_students needs two students with the same vocabulary.")
     sa, sb = a.model.state_dict(), b.model.state_dict()
     if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
@@ -221,6 +331,12 @@ def average_students(a: Student, b: Student, weight: float = 0.5) -> Student:
                            for k in sa})
     model.eval()
     return Student(model, a.vocab, a.config, [], 0.0)
+
+
+def _same_vocab(a: Vocab, b: Vocab) -> bool:
+    if isinstance(a, CompactVocab) and isinstance(b, CompactVocab):
+        return np.array_equal(a.ids, b.ids)
+    return a == b
 
 
 def _autocast(torch: Any, device: str) -> Any:
@@ -242,7 +358,7 @@ def _import() -> tuple[Any, Any]:
 
 def train_student(
     sequences: Sequence[np.ndarray],
-    vocab: CompactVocab,
+    vocab: Vocab,
     config: StudentConfig | None = None,
     *,
     init: Student | None = None,
@@ -251,10 +367,11 @@ def train_student(
 
     Sequences are joined with an end-of-answer token into one stream, cut into ``seq_len``
     windows, and batches are drawn with the config's seed. ``init`` continues training an existing
-    student (the "fine-tuned on clean text" scrub) instead of starting from scratch.
+    student (the "fine-tuned on clean text" scrub) instead of starting from ``config.base``.
 
     Raises:
         InputError: no training data.
+        ConfigError: the vocabulary does not fit the base (see :func:`student_vocab`).
     """
     cfg = config or StudentConfig()
     torch, transformers = _import()
@@ -263,35 +380,41 @@ def train_student(
         raise ConfigError(
             f"StudentConfig.device is {cfg.device!r} but torch sees no CUDA device; use device='cpu'."
         )
-    stream = (
-        np.concatenate([np.append(vocab.encode(s), _EOS) for s in sequences]) if sequences else np.zeros(0)
-    )
+    eos = vocab.eos_row
+    pieces = [np.append(vocab.encode(s), eos) for s in sequences]
+    stream = np.concatenate(pieces) if pieces else np.zeros(0)
     n_win = stream.size // cfg.seq_len
     if n_win < 1:
         raise InputError(f"Not enough training tokens ({stream.size}) for one window of {cfg.seq_len}.")
     windows = torch.from_numpy(stream[: n_win * cfg.seq_len].reshape(n_win, cfg.seq_len).astype(np.int64))
     windows = windows.to(cfg.device)
     torch.manual_seed(cfg.seed)
-    if init is None:
-        mcfg = transformers.LlamaConfig(
-            vocab_size=vocab.size,
-            hidden_size=cfg.d_model,
-            intermediate_size=cfg.d_ff,
-            num_hidden_layers=cfg.n_layers,
-            num_attention_heads=cfg.n_heads,
-            num_key_value_heads=cfg.n_heads,
-            max_position_embeddings=cfg.seq_len * 4,
-            tie_word_embeddings=True,
-            bos_token_id=_EOS,
-            eos_token_id=_EOS,
-            pad_token_id=_EOS,
-        )
-        model = transformers.LlamaForCausalLM(mcfg)
-    else:
+    if init is not None:
         model = init.model
+    elif cfg.base == "smollm2":
+        model = _pretrained_base(vocab, cfg.train_layers)
+    else:
+        if not isinstance(vocab, CompactVocab):
+            raise ConfigError("A student from scratch needs a CompactVocab (see student_vocab).")
+        model = transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                vocab_size=vocab.size,
+                hidden_size=cfg.d_model,
+                intermediate_size=cfg.d_ff,
+                num_hidden_layers=cfg.n_layers,
+                num_attention_heads=cfg.n_heads,
+                num_key_value_heads=cfg.n_heads,
+                max_position_embeddings=cfg.seq_len * 4,
+                tie_word_embeddings=True,
+                bos_token_id=_EOS,
+                eos_token_id=_EOS,
+                pad_token_id=_EOS,
+            )
+        )
     model.to(cfg.device)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     warm = max(1, cfg.steps // 20)
 
     def lr_at(step: int) -> float:
@@ -310,10 +433,32 @@ def train_student(
             loss = model(input_ids=batch, labels=batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
     model.eval()
     prev = init.seconds if init is not None else 0.0
     return Student(model, vocab, cfg, (init.losses if init else []) + losses, prev + time.perf_counter() - t0)
+
+
+def _pretrained_base(vocab: Vocab, train_layers: int) -> Any:
+    """SmolLM2 with every weight frozen but the top ``train_layers`` blocks and the final norm
+    (0: nothing frozen)."""
+    from distillguard.model.loader import load_model
+
+    model, _ = load_model()
+    if not isinstance(vocab, TokenizerVocab) or vocab.size != model.config.vocab_size:
+        raise ConfigError(
+            f"A SmolLM2 student needs the tokenizer's vocabulary of {model.config.vocab_size} ids "
+            "(student_vocab gives it)."
+        )
+    blocks = model.model.layers
+    if train_layers > len(blocks):
+        raise ConfigError(f"StudentConfig.train_layers is {train_layers}; SmolLM2 has {len(blocks)} blocks.")
+    if train_layers:
+        model.requires_grad_(False)
+        for block in blocks[len(blocks) - train_layers :]:
+            block.requires_grad_(True)
+        model.model.norm.requires_grad_(True)
+    return model

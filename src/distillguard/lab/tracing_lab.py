@@ -30,7 +30,7 @@ import numpy as np
 
 from distillguard.lab.harvest import chat_prompt_ids, harvest, sharegpt_prompts
 from distillguard.lab.run import training_pairs
-from distillguard.lab.student import CompactVocab, StudentConfig, train_student
+from distillguard.lab.student import StudentConfig, Vocab, student_vocab, train_student
 from distillguard.provenance.radioactivity import radioactivity_test
 from distillguard.provenance.tracing import AccountTrace, MinCount, decode_accounts, trace_accounts
 from distillguard.watermark.base import WatermarkScheme
@@ -164,11 +164,11 @@ def _answers_path(
     cache_dir: Path,
     name: str,
     seqs: list[np.ndarray],
-    vocab: CompactVocab,
+    vocab: Vocab,
     cfg: TracingLabConfig,
     queries: list[list[int]],
 ) -> Path:
-    h = hashlib.sha256(vocab.ids.tobytes())
+    h = hashlib.sha256(vocab.identity())
     for part in (*seqs, *(np.asarray(q, dtype=np.int64) for q in queries)):
         h.update(np.asarray(part, dtype=np.int64).tobytes() + b"|")
     h.update(repr((asdict(cfg.student), cfg.query_tokens, cfg.seed)).encode())
@@ -273,7 +273,7 @@ def run_tracing_lab(
         )
         corpora[name] = training_pairs(recs)
     harvest_seconds = time.perf_counter() - t0
-    vocab = CompactVocab.build([s for seqs in corpora.values() for s in seqs])
+    vocab = student_vocab(cfg.student, [s for seqs in corpora.values() for s in seqs])
     held = sharegpt_prompts(cfg.n_queries, offset=cfg.n_harvest)
     held_ids = chat_prompt_ids(generator.tokenizer, held)
     marks = sorted({m for m in cfg.query_marks if m < len(held_ids)} | {len(held_ids)})

@@ -65,6 +65,17 @@ class TextTokenizer:
         """Number of ids, special tokens included."""
         return int(self._tok.get_vocab_size(with_added_tokens=True))
 
+    def token_id(self, token: str) -> int:
+        """The id of one vocabulary entry (e.g. ``"<|im_end|>"``).
+
+        Raises:
+            InputError: ``token`` is not in the vocabulary.
+        """
+        tid = self._tok.token_to_id(token)
+        if tid is None:
+            raise InputError(f"{token!r} is not a token of {self.path}.")
+        return int(tid)
+
     def encode(self, text: str) -> np.ndarray:
         """Token ids of ``text`` as int64. Raises InputError unless ``text`` is a str."""
         return self.encode_with_offsets(text)[0]
