@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget,
         max_train_tokens=args.max_train_tokens,
         vocab_min_count=args.vocab_min_count,
+        students=tuple(args.students.split(",")) if args.students else None,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -252,6 +253,7 @@ def _run_title(results: dict[str, Any]) -> str:
         + f"{cfg.get('epochs', '?'):g} epochs, "
         + (f"corpora capped at {cap:,} tokens, " if cap else "whole harvest, ")
         + f"student seed {cfg.get('student', {}).get('seed', '?')}"
+        + (f", only {', '.join(cfg['students'])}" if cfg.get("students") else "")
     )
 
 
@@ -315,6 +317,8 @@ def main() -> int:
                    help="cap each contaminated corpus (CPU-sized runs); default the whole harvest")
     r.add_argument("--vocab-min-count", type=int, default=1,
                    help="keep ids seen at least this often (a narrower, cheaper output layer)")
+    r.add_argument("--students", default=None,
+                   help="comma-separated students to train (e.g. contaminated-1%%); default: all")
     r.add_argument("--time-budget", type=float, default=None, help="seconds; later students are skipped")
     r.add_argument("--section", default=None, help="also write this docs/benchmarks.md section")
     r.set_defaults(fn=run)

@@ -3,6 +3,8 @@ teacher, tiny students, CPU)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -184,3 +186,24 @@ def test_time_budget_skips_later_students_and_says_so(trainable_scheme: KGW) -> 
     res = run_contamination(_bundle(20, 40), scheme, cfg, log=lambda m: None)
     assert res.students == () and res.skipped == ("distilled", "human-control", "contaminated-50%")
     assert res.controls is None
+
+
+@pytest.mark.slow
+def test_a_student_trained_alone_is_the_one_the_full_run_trains(trainable_scheme: KGW) -> None:
+    cfg = ContaminationConfig(
+        fractions=(0.5,), control_fraction=0.5, min_steps=5, n_queries=5, max_new_tokens=8,
+        student=StudentConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, seq_len=32),
+        reading_texts=5, n_controls=5,
+    )
+    bundle = _bundle(20, 40)
+    full = {s.name: s for s in run_contamination(bundle, trainable_scheme, cfg, log=lambda m: None).students}
+    alone = run_contamination(
+        bundle, trainable_scheme, replace(cfg, students=("contaminated-50%",)), log=lambda m: None
+    )
+    (row,) = alone.students
+    assert row.name == "contaminated-50%" and alone.controls is None  # no distilled answers to rerun
+    assert row.final_loss == full[row.name].final_loss
+    assert row.reading.log10_p_value == full[row.name].reading.log10_p_value
+    with pytest.raises(ConfigError, match="does not have"):
+        run_contamination(bundle, trainable_scheme, replace(cfg, students=("contaminated-7%",)),
+                          log=lambda m: None)

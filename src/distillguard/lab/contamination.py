@@ -153,6 +153,9 @@ class ContaminationConfig:
         time_budget_s: a student that would not finish within this many seconds of the run's
             start is skipped (reported, not silently dropped): its time is predicted from the
             seconds per step and per audit of the students before it. None: no budget.
+        students: train only these (names as in the results: "distilled", "human-control",
+            "contaminated-5%"); None: all. Corpora and vocabulary are the full run's either way,
+            so a student trained alone is the one a full run trains.
     """
 
     fractions: tuple[float, ...] = (0.10, 0.05, 0.01)
@@ -169,6 +172,7 @@ class ContaminationConfig:
     max_train_tokens: int | None = None
     vocab_min_count: int = 1
     time_budget_s: float | None = None
+    students: tuple[str, ...] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -340,6 +344,11 @@ def run_contamination(
         )
     plan: list[tuple[str, float]] = [("distilled", 1.0), ("human-control", cfg.control_fraction)]
     plan += [(f"contaminated-{f:.0%}", f) for f in cfg.fractions]
+    if cfg.students is not None and not set(cfg.students) <= {n for n, _ in plan}:
+        raise ConfigError(
+            f"ContaminationConfig.students names {sorted(set(cfg.students) - {n for n, _ in plan})}, "
+            f"which this run does not have; its students: {[n for n, _ in plan]}."
+        )
     corpora: dict[str, tuple[list[np.ndarray], int]] = {}
     seen_texts: dict[str, list[int]] = {}  # harvest texts each corpus holds (the control: its twin's)
     for name, f in plan:
@@ -366,7 +375,9 @@ def run_contamination(
     distilled_answers: dict[str, list[np.ndarray]] = {}
     n_params = n_trained = 0
     per_step, per_audit = 0.0, 0.0  # seconds, measured on the students trained so far
-    for name, (seqs, wm) in corpora.items():
+    for position, (name, (seqs, wm)) in enumerate(corpora.items()):
+        if cfg.students is not None and name not in cfg.students:
+            continue
         n_tok = int(sum(s.size for s in seqs))
         steps = _steps(cfg, n_tok)
         elapsed = time.perf_counter() - t_start
@@ -378,7 +389,8 @@ def run_contamination(
                 f"{cfg.time_budget_s:.0f} s budget"
             )
             continue
-        rng = np.random.default_rng([cfg.seed, len(rows)])
+        # seeded by the plan's position, so a student is the same whoever trained before it
+        rng = np.random.default_rng([cfg.seed, position])
         seqs = [seqs[i] for i in rng.permutation(len(seqs))]
         student = train_student(seqs, vocab, replace(cfg.student, steps=steps))
         t_audit = time.perf_counter()
