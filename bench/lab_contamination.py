@@ -186,21 +186,26 @@ def render(results: dict[str, Any]) -> str:
         )
     if st:
         pretrained = st.get("base") == "smollm2"
-        model = (
-            "SmolLM2-135M-Instruct fine-tuned (pretrained base, watermark off), "
-            + (f"top {st['train_layers']} of 30 blocks and the final norm trained "
-               f"({results.get('n_trained_params', 0) / 1e6:.1f}M of "
-               f"{results.get('n_params', 0) / 1e6:.1f}M parameters), "
-               if st.get("train_layers") else "every weight trained, ")
-            + f"window {st['seq_len']}, batch {st['batch_size']}, lr {st['lr']}, {cfg['epochs']:g} epochs "
-            f"(at least {cfg['min_steps']} steps)"
-            if pretrained else
-            f"Llama-style, d_model {st['d_model']}, {st['n_layers']} layers, "
-            f"d_ff {st['d_ff']}, "
+        training = (
             f"window {st['seq_len']}, batch {st['batch_size']}, lr {st['lr']}, {cfg['epochs']:g} epochs "
-            f"(at least {cfg['min_steps']} steps), {results.get('n_params', 0) / 1e6:.1f}M parameters "
-            f"(compact vocabulary of {results.get('vocab_size', 0):,} ids)"
+            f"(at least {cfg['min_steps']} steps)"
         )
+        if pretrained:
+            trained = (
+                f"top {st['train_layers']} of 30 blocks and the final norm trained "
+                f"({results.get('n_trained_params', 0) / 1e6:.1f}M of "
+                f"{results.get('n_params', 0) / 1e6:.1f}M parameters)"
+                if st.get("train_layers") else "every weight trained"
+            )
+            model = "SmolLM2-135M-Instruct fine-tuned (pretrained base, watermark off), "
+            model += f"{trained}, {training}"
+        else:
+            model = (
+                f"Llama-style, d_model {st['d_model']}, {st['n_layers']} layers, d_ff {st['d_ff']}, "
+                f"{training}, "
+                f"{results.get('n_params', 0) / 1e6:.1f}M parameters "
+                f"(compact vocabulary of {results.get('vocab_size', 0):,} ids)"
+            )
         lines.append(
             f"Every student: {model}, seed {st.get('seed', 0)}. "
             f"Suspect answers at "

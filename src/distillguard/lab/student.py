@@ -321,7 +321,7 @@ def average_students(a: Student, b: Student, weight: float = 0.5) -> Student:
 
     if not 0.0 <= weight <= 1.0:
         raise ConfigError(f"average_students needs a weight in [0, 1]. Got {weight!r}.")
-    if not _same_vocab(a.vocab, b.vocab):
+    if a.vocab.identity() != b.vocab.identity():
         raise ConfigError("average_students needs two students with the same vocabulary.")
     sa, sb = a.model.state_dict(), b.model.state_dict()
     if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
@@ -331,12 +331,6 @@ def average_students(a: Student, b: Student, weight: float = 0.5) -> Student:
                            for k in sa})
     model.eval()
     return Student(model, a.vocab, a.config, [], 0.0)
-
-
-def _same_vocab(a: Vocab, b: Vocab) -> bool:
-    if isinstance(a, CompactVocab) and isinstance(b, CompactVocab):
-        return np.array_equal(a.ids, b.ids)
-    return a == b
 
 
 def _autocast(torch: Any, device: str) -> Any:
