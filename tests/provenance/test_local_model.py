@@ -46,39 +46,41 @@ def test_local_model_answers_and_reading_items(model_dir) -> None:
         local_reading_items(model_dir, [([1], [2, 3])], our_vocab_size=1000)
 
 
-def test_cli_audit_of_a_local_model(model_dir, tmp_path) -> None:
-    from distillguard.cli import main
+def _audit_args(model_dir, tmp_path, *extra: str) -> list[str]:
     from distillguard.watermark import write_key_file
 
-    write_key_file(tmp_path / "k.key")
+    if not (tmp_path / "k.key").exists():
+        write_key_file(tmp_path / "k.key")
     (tmp_path / "p.txt").write_text("Tell me a story\nName three rivers\nWhat is a prime?\n")
     (tmp_path / "ours.jsonl").write_text(
         json.dumps({"token_ids": list(range(100, 160)), "prompt_ids": [1, 2]}) + "\n"
     )
-    out = tmp_path / "r.json"
-    code = main(
-        [
-            "audit",
-            "--key",
-            str(tmp_path / "k.key"),
-            "--model-dir",
-            str(model_dir),
-            "--prompts",
-            str(tmp_path / "p.txt"),
-            "--queries",
-            "3",
-            "--max-tokens",
-            "24",
-            "--open-model",
-            "--reading-texts",
-            str(tmp_path / "ours.jsonl"),
-            "--controls",
-            "10",
-            "--out",
-            str(out),
-            "--quiet",
-        ]
-    )
-    doc = json.loads(out.read_text())
+    return [
+        "audit", "--key", str(tmp_path / "k.key"), "--model-dir", str(model_dir),
+        "--prompts", str(tmp_path / "p.txt"), "--queries", "3", "--max-tokens", "24",
+        "--open-model", "--reading-texts", str(tmp_path / "ours.jsonl"), "--controls", "10",
+        "--out", str(tmp_path / "r.json"), "--quiet", *extra,
+    ]
+
+
+def test_cli_audit_of_a_local_model(model_dir, tmp_path) -> None:
+    from distillguard.cli import main
+
+    code = main(_audit_args(model_dir, tmp_path))
+    doc = json.loads((tmp_path / "r.json").read_text())
     assert code == 0 and doc["verdict"] != "radioactive"
     assert doc["radioactivity"]["n_answers"] == 3 and doc["reading"]["n_texts"] == 1
+    assert doc["reading"]["statistic"] == "mass"
+
+
+def test_cli_contrast_reading_against_a_reference_model(model_dir, tmp_path, capsys) -> None:
+    from distillguard.cli import main
+
+    # the suspect read against itself: it moved no mass anywhere, so nothing to find
+    code = main(_audit_args(model_dir, tmp_path, "--reading-reference", str(model_dir)))
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and doc["reading"]["statistic"] == "contrast" and doc["reading"]["p_value"] == 1.0
+    assert main(_audit_args(model_dir, tmp_path, "--reading-statistic", "contrast")) == 2
+    assert "go together" in capsys.readouterr().err
+    assert main(_audit_args(model_dir, tmp_path, "--reading-reference", str(tmp_path / "nowhere"))) == 2
+    assert "does not exist" in capsys.readouterr().err

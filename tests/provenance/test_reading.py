@@ -119,3 +119,69 @@ def test_reading_refuses_bad_input(key: SecretKey) -> None:
         reading_test(build("kgw", key, payload_bits=32), [item])
     with pytest.raises(InputError):
         reading_test(scheme, [ReadingItem(np.arange(1), np.zeros((1, 2), np.int64), np.ones((1, 2)))])
+
+
+def clean_base(teacher: MarkovTeacher, rng: np.random.Generator, n: int = 300) -> CountStudent:
+    """A key-independent model of the teacher's language: the reference of the contrast test."""
+    return CountStudent(VOCAB, order=1, smoothing=0.01).fit(
+        list(teacher.generate(rng.integers(0, VOCAB, (n, 2)), 100, rng))
+    )
+
+
+@pytest.mark.parametrize("name", ["kgw", "gumbel"])
+def test_contrast_null_holds_for_clean_suspects(name: str, teacher) -> None:
+    # Two clean suspects read against a clean base: our own model (the closest a clean model can
+    # be to the texts) and the base fine-tuned on more clean text (what an innocent fine-tune does).
+    rng = np.random.default_rng(5)
+    base = clean_base(teacher, rng)
+    tuned = CountStudent(VOCAB, order=1, smoothing=0.01).fit(
+        list(teacher.generate(rng.integers(0, VOCAB, (330, 2)), 100, rng))
+    )
+    trials, logs = 150, {"ours": [], "tuned": []}
+    for _ in range(trials):
+        scheme = build(name, SecretKey(rng.bytes(32)))
+        texts = teacher.generate(rng.integers(0, VOCAB, (6, 2)), 40, rng, scheme=scheme)
+        ref = items_from(lambda x: base.next_probs([x]), texts)
+        for label, probs_of in (("ours", teacher_probs(teacher)), ("tuned", lambda x: tuned.next_probs([x]))):
+            res = reading_test(scheme, items_from(probs_of, texts), statistic="contrast", reference=ref)
+            logs[label].append(res.log10_p_value)
+            assert abs(res.expected) < 1e-9 and not res.exact  # weights of each context sum to 0
+    for arr in map(np.array, logs.values()):
+        for a in (0.01, 0.05, 0.2):
+            assert np.mean(arr <= math.log10(a)) <= fpr_upper_bound(trials, a)
+
+
+def test_contrast_finds_a_lightly_contaminated_fine_tune(teacher, key: SecretKey) -> None:
+    # A base fine-tuned on 1,000 clean answers and 5 of ours (0.5 %), read on those 5: the
+    # base's own preferences (green or red by chance) drown the shift in the mass statistic;
+    # subtracting the base leaves the shift, which points at the tokens our watermark chose.
+    rng = np.random.default_rng(3)
+    scheme = build("kgw", key)
+    clean = list(teacher.generate(rng.integers(0, VOCAB, (1000, 2)), 100, rng))
+    base = CountStudent(VOCAB, order=1, smoothing=0.01).fit(clean)
+    ours = teacher.generate(rng.integers(0, VOCAB, (5, 2)), 100, rng, scheme=scheme)
+    tuned = CountStudent(VOCAB, order=1, smoothing=0.01).fit(clean + list(ours) * 3)
+    items = items_from(lambda x: tuned.next_probs([x]), ours)
+    ref = items_from(lambda x: base.next_probs([x]), ours)
+    mass = reading_test(scheme, items).log10_p_value
+    contrast = reading_test(scheme, items, statistic="contrast", reference=ref)
+    assert contrast.radioactive and contrast.log10_p_value < min(-6.0, mass - 10.0)
+    # the same fine-tune read under a never-used key: nothing
+    other = build("kgw", SecretKey(bytes(range(1, 33))))
+    assert reading_test(other, items, statistic="contrast", reference=ref).log10_p_value > -2
+
+
+def test_contrast_refuses_a_missing_or_mismatched_reference(key: SecretKey, teacher, rng) -> None:
+    scheme = build("kgw", key)
+    texts = teacher.generate(rng.integers(0, VOCAB, (2, 2)), 20, rng, scheme=scheme)
+    items = items_from(teacher_probs(teacher), texts)
+    with pytest.raises(ConfigError, match="reference"):
+        reading_test(scheme, items, statistic="contrast")
+    with pytest.raises(ConfigError, match="reference"):
+        reading_test(scheme, items, statistic="mass", reference=items)
+    with pytest.raises(InputError, match="same texts"):
+        reading_test(scheme, items, statistic="contrast", reference=items[:1])
+    with pytest.raises(InputError, match="other tokens"):
+        reading_test(scheme, items, statistic="contrast", reference=items[::-1])
+    same = reading_test(scheme, items, statistic="contrast", reference=items)
+    assert same.score == 0.0 and same.p_value == 1.0  # a suspect that is its reference moved nothing

@@ -19,7 +19,10 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distillguard.provenance.reading import ReadingItem
 
 __all__ = ["register"]
 
@@ -152,6 +155,12 @@ def _check_lines(args: argparse.Namespace) -> None:
         raise ConfigError("--behaviour-refs and --behaviour-ours go together (references and our answers).")
     if (args.answers or args.open_model) and not args.key:
         raise ConfigError("--answers and --open-model feed the watermark test: they need --key.")
+    if args.reading_reference and not args.open_model:
+        raise ConfigError("--reading-reference is read beside the suspect in the open-model test: "
+                          "add --open-model.")
+    if args.reading_statistic and (args.reading_statistic == "contrast") != bool(args.reading_reference):
+        raise ConfigError("--reading-statistic contrast and --reading-reference go together (the contrast "
+                          "subtracts the reference's predictions; the other statistics use none).")
     live = bool(args.endpoint or args.model_dir)
     for needed, offline, flag in (
         (bool(args.key), args.answers, "--answers"),
@@ -160,6 +169,20 @@ def _check_lines(args: argparse.Namespace) -> None:
     ):
         if needed and not offline and not live:
             raise ConfigError(f"No suspect to ask: give --endpoint or --model-dir, or {flag} FILE.")
+
+
+def _reference_items(
+    reference: str, pairs: list[tuple[Any, Any]], vocab_size: int
+) -> list[ReadingItem]:
+    """The contrast statistic's reference read on our texts: a model directory, or our own model."""
+    from distillguard.provenance.suspects import local_reading_items
+
+    if reference == "ours":
+        from distillguard.model.loader import load_model
+
+        model, _ = load_model()  # the watermark lives in the sampler, not in the weights
+        return local_reading_items(None, pairs, our_vocab_size=vocab_size, model=model)
+    return local_reading_items(Path(reference), pairs, our_vocab_size=vocab_size)
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -190,7 +213,7 @@ def _audit(args: argparse.Namespace) -> int:
         dedup=not args.no_dedup,
         n_controls=args.controls,
         control_seed=args.control_seed,
-        reading_statistic=args.reading_statistic,
+        reading_statistic=args.reading_statistic or ("contrast" if args.reading_reference else "mass"),
         combine=args.combine,
         trace_min_count=args.trace_min_count,
     )
@@ -278,18 +301,19 @@ def _audit(args: argparse.Namespace) -> int:
     style = None
     if registry is not None and registry.style:
         style = style_line(registry, texts, alpha=args.alpha)
-    reading_items = None
+    reading_items = reading_reference = None
     if args.open_model:
         if not args.reading_texts:
             raise ConfigError("--open-model needs --reading-texts (our watermarked texts as token ids).")
         rows = _token_rows(Path(args.reading_texts), "token_ids")
         texts_ids = _ids(rows, "token_ids", tokenizer)
         hist = [r.get("prompt_ids", []) for r in rows]
+        pairs = list(zip(hist, texts_ids, strict=True))
         reading_items = local_reading_items(
-            Path(args.model_dir),
-            list(zip(hist, texts_ids, strict=True)),
-            our_vocab_size=tokenizer().vocab_size,
+            Path(args.model_dir), pairs, our_vocab_size=tokenizer().vocab_size
         )
+        if args.reading_reference:
+            reading_reference = _reference_items(args.reading_reference, pairs, tokenizer().vocab_size)
     served = (
         _ids(_token_rows(Path(args.served), "token_ids"), "token_ids", tokenizer) if args.served else None
     )
@@ -306,6 +330,7 @@ def _audit(args: argparse.Namespace) -> int:
         answers=answers,
         served=served,
         reading_items=reading_items,
+        reading_reference=reading_reference,
         candidates=candidates,
         canaries=canaries,
         style=style,
@@ -432,7 +457,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--served", help="JSONL of our served outputs (token_ids or text): context filter")
     p.add_argument("--open-model", action="store_true", help="also run the reading test (needs --model-dir)")
     p.add_argument("--reading-texts", help="JSONL of our watermarked texts: token_ids (+ prompt_ids)")
-    p.add_argument("--reading-statistic", choices=["mass", "top1"], default="mass")
+    p.add_argument(
+        "--reading-statistic",
+        choices=["mass", "top1", "contrast"],
+        default=None,
+        help="open-model statistic (default: contrast with --reading-reference, else mass)",
+    )
+    p.add_argument(
+        "--reading-reference",
+        metavar="DIR|ours",
+        help="a key-independent model read on the same texts for the contrast statistic: the suspect's "
+        "public base model (a transformers directory with our tokenizer), or 'ours' (our model, unmarked)",
+    )
     p.add_argument("--candidates", help="file of candidate accounts, one a line (payload schemes)")
     p.add_argument(
         "--trace-min-count",

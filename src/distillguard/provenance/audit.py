@@ -39,7 +39,8 @@ class AuditSettings:
         n_controls: never-used keys for the null controls (0 = none).
         control_seed: seed of the control keys (reproducible controls).
         curve_points: points of the p-value-vs-queries curve.
-        reading_statistic: ``"mass"`` or ``"top1"``.
+        reading_statistic: ``"mass"``, ``"top1"``, or ``"contrast"`` (needs the reference
+            model's predictions, ``run_audit(reading_reference=...)``).
         combine: how the lines of evidence are combined: ``"bonferroni"`` (valid under any
             dependence) or ``"fisher"`` (assumes independent lines).
         trace_min_count: tracing scores only tuples the suspect produced at least this often
@@ -83,6 +84,7 @@ def run_audit(
     answers: Sequence[np.ndarray] | None = None,
     served: Sequence[np.ndarray] | None = None,
     reading_items: Sequence[ReadingItem] | None = None,
+    reading_reference: Sequence[ReadingItem] | None = None,
     candidates: Sequence[int | str] | None = None,
     canaries: CanaryLine | None = None,
     style: StyleLine | None = None,
@@ -99,6 +101,8 @@ def run_audit(
         answers: the suspect's answers as token ids (black-box test, tracing).
         served: our served outputs as token ids (the context filter), optional.
         reading_items: the suspect's predictions on our texts (open-model test), optional.
+        reading_reference: a key-independent model's predictions on the same texts (the
+            ``contrast`` statistic), optional.
         candidates: accounts for tracing (payload-mode schemes only), optional.
         canaries: the canary line (:func:`~distillguard.provenance.lines.canary_line`), optional.
         style: the style-canary line (:func:`~distillguard.provenance.lines.style_line`), optional.
@@ -144,7 +148,8 @@ def run_audit(
                                    min_count=cfg.trace_min_count)
     if reading_items:
         reading = reading_test(
-            scheme, reading_items, statistic=cfg.reading_statistic, alpha=cfg.alpha, dedup=cfg.dedup
+            scheme, reading_items, statistic=cfg.reading_statistic, alpha=cfg.alpha, dedup=cfg.dedup,
+            reference=reading_reference,
         )
     controls: ControlsResult | None = None
     if cfg.n_controls:
@@ -161,7 +166,8 @@ def run_audit(
             if reading_items:
                 vals.append(
                     reading_test(
-                        s, reading_items, statistic=cfg.reading_statistic, dedup=cfg.dedup
+                        s, reading_items, statistic=cfg.reading_statistic, dedup=cfg.dedup,
+                        reference=reading_reference,
                     ).log10_p_value
                 )
             # the verdict combines the lines by Bonferroni; the controls check that combination

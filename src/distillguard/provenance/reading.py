@@ -12,21 +12,35 @@ therefore scores each distinct context c only at its **first occurrence** in the
 produce anything the suspect has seen at that point, so given everything before, they are fresh
 independent Bernoulli(γ) (KGW) or Exp(1) (Gumbel) draws, whatever the suspect predicts. That
 makes the per-context scores a martingale-difference sequence with known conditional law: the
-top-1 green count is exactly Binomial(n, γ) (Gamma(n, 1) for Gumbel), and the Chernoff bound of
-the mass statistic is valid. Scoring a context again later is *not* valid: by then the token that
-followed it (chosen with the watermark's bias) is in the prefix, and a model that copies from its
-context — every transformer does — would look radioactive (``dedup=False`` exists only to show
-this in the tests). Contexts in the history (the prompt, and the windows that straddle prompt and
-answer) count as already seen, so pass the prompt ids as ``history``.
+top-1 green count is exactly Binomial(n, γ) (Gamma(n, 1) for Gumbel); the weighted statistics
+get a Chernoff-type bound built for martingales (a mixture over a fixed λ grid, below). Scoring
+a context again later is *not* valid: by then the token that followed it (chosen with the
+watermark's bias) is in the prefix, and a model that copies from its context — every transformer
+does — would look radioactive (``dedup=False`` exists only to show this in the tests). Contexts in
+the history (the prompt, and the windows that straddle prompt and answer) count as already seen,
+so pass the prompt ids as ``history``.
 
-Two statistics:
+Three statistics:
 
 - ``top1`` — per context, the suspect's most likely candidate: green count, exact binomial
   tail (KGW), or summed Exp(1) scores, exact Gamma tail (Gumbel).
 - ``mass`` — per context, the suspect's probability mass on green tokens among its candidates
-  (renormalised to 1), summed over contexts; the p-value is the Chernoff bound
-  min_λ e^{−λt} Π E e^{λ w X} of the independent-draw law: valid, slightly conservative, and
-  meaningful far below 1e-300 (reported as log10).
+  (renormalised to 1), summed over contexts; the p-value is 1 / the mean, over a λ grid fixed in
+  advance, of e^{λt} / Π E e^{λ w X} (each a supermartingale under the null): valid although the
+  weights depend on earlier draws through the text, slightly conservative (≤ 1.8 decades against
+  the textbook min over λ, which is valid only for fixed weights), and meaningful far below 1e-300
+  (reported as log10).
+- ``contrast`` — the suspect's mass on green tokens *minus a reference model's* on the same
+  texts: per context the weights p_suspect(t) − p_reference(t) (each renormalised over its own
+  candidates, merged per token) times the keyed draws, summed; expected 0 under the null, with
+  the same mixture bound (signed weights). The reference is any model whose predictions do not
+  depend on our key and that reads the same prefix — the suspect's public base model, or our own
+  model without the watermark. Its predictions subtract what the suspect shares with it (the
+  language, the teacher's own preferences, which are green or red by chance and make the mass
+  statistic noisy), leaving what the suspect changed: for a student fine-tuned on our outputs,
+  mass moved onto the tokens our watermark chose, green far more often than γ. The closer the
+  reference is to the suspect before its training, the more power; any key-independent
+  reference keeps the test valid.
 
 Power comes from contexts the student saw in training: feed texts like the ones it was trained
 on (the harvest itself is ideal — first occurrences there are exactly what it learned).
@@ -40,7 +54,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from distillguard import stats
 from distillguard.errors import ConfigError, InputError
@@ -53,7 +66,7 @@ from distillguard.watermark.prf import context_hashes, pair_prf, to_uniform
 
 __all__ = ["ReadingItem", "ReadingResult", "reading_test"]
 
-_STATISTICS = ("top1", "mass")
+_STATISTICS = ("top1", "mass", "contrast")
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,29 +126,48 @@ class ReadingResult:
         return asdict(self)
 
 
+# The weights are the suspect's predictions, which depend on the text, and the text depends on the
+# keyed draws of *earlier* contexts: the score is a martingale, not a sum with fixed weights. For
+# one λ fixed in advance, e^{λS − Σψ(λ w_i)} is then a nonnegative supermartingale of mean ≤ 1, but
+# choosing λ after seeing S (the textbook Chernoff bound) is only valid for fixed weights. So the
+# p-value is 1 / (mean over a λ grid fixed before any data of those supermartingales): a mixture of
+# them is one too, and Ville's inequality makes the bound valid with predictable weights, and at
+# every prefix of the texts at once (a p-value curve may be read as the texts accumulate). Cost:
+# at most ln K (1.8 decades for this grid) and ~3 % of the exponent (ratio √2 between grid
+# points) against the optimised λ.
+_LAMBDA_GRID = 2.0 ** np.arange(-20.0, 14.01, 0.5)
+
+
+def _mixture_log_p(log_terms: list[float]) -> float:
+    """ln of min(1, K / Σ_k e^{term_k}): the p-value of a uniform mixture over the λ grid."""
+    terms = np.asarray(log_terms, dtype=np.float64)
+    log_mix = float(np.logaddexp.reduce(terms)) - math.log(terms.size)
+    return min(0.0, -log_mix)
+
+
 def _chernoff_bernoulli(w: np.ndarray, t: float, g: float) -> float:
-    """ln of min_λ e^{−λt} Π (1 − g + g e^{λ w_i}) (a bound on P(Σ w_i B_i ≥ t))."""
+    """ln of the mixture bound on P(Σ w_i B_i ≥ t), B_i ~ Bernoulli(g): ψ(λw) = ln(1 − g + g e^{λw})."""
     if t <= g * float(w.sum()):
         return 0.0
-
-    def f(lam: float) -> float:
-        return float(-lam * t + np.sum(np.logaddexp(math.log1p(-g), math.log(g) + lam * w)))
-
-    res = minimize_scalar(f, bounds=(0.0, 1e4), method="bounded", options={"xatol": 1e-10})
-    return min(0.0, float(res.fun))
+    return _mixture_log_p([
+        float(lam * t - np.sum(np.logaddexp(math.log1p(-g), math.log(g) + lam * w)))
+        for lam in _LAMBDA_GRID
+    ])
 
 
 def _chernoff_exponential(w: np.ndarray, t: float) -> float:
-    """ln of min_λ e^{−λt} Π 1/(1 − λ w_i) (a bound on P(Σ w_i E_i ≥ t), E_i ~ Exp(1))."""
+    """ln of the mixture bound on P(Σ w_i E_i ≥ t), E_i ~ Exp(1): ψ(λw) = −ln(1 − λw), finite for λw < 1.
+
+    A grid point where some λ w_i ≥ 1 has an infinite MGF: its supermartingale is 0, and it adds
+    nothing to the mixture (it still counts in K, so the bound stays the one fixed in advance).
+    """
     if t <= float(w.sum()):
         return 0.0
-    hi = (1.0 - 1e-12) / float(w.max())
-
-    def f(lam: float) -> float:
-        return float(-lam * t - np.sum(np.log1p(-lam * w)))
-
-    res = minimize_scalar(f, bounds=(0.0, hi), method="bounded", options={"xatol": 1e-12})
-    return min(0.0, float(res.fun))
+    w_max = float(w.max())
+    return _mixture_log_p([
+        float(lam * t + np.sum(np.log1p(-lam * w))) if lam * w_max < 1.0 else -math.inf
+        for lam in _LAMBDA_GRID
+    ])
 
 
 def reading_test(
@@ -145,38 +177,53 @@ def reading_test(
     statistic: str = "mass",
     alpha: float = 1e-6,
     dedup: bool = True,
+    reference: Sequence[ReadingItem] | None = None,
 ) -> ReadingResult:
     """Test the suspect's next-token predictions on our watermarked texts (primary key only).
 
     Args:
         scheme: a payload-free KGW or Gumbel with our key.
         items: the fed texts in order, with the suspect's candidates and probabilities.
-        statistic: ``"mass"`` (more powerful) or ``"top1"`` (exact tail).
+        statistic: ``"mass"`` (more powerful than top1), ``"top1"`` (exact tail), or
+            ``"contrast"`` (needs ``reference``; the most powerful when the reference is close to
+            the suspect's starting point).
         alpha: significance level of ``radioactive``.
         dedup: score each context at its first occurrence only (keep True; see the module
             docstring for why False is invalid).
+        reference: a key-independent model's predictions on the same texts, item for item
+            (``contrast`` only).
 
     Raises:
-        ConfigError: bad ``alpha`` or ``statistic``, a payload-mode scheme (the green list then
+        ConfigError: bad ``alpha`` or ``statistic``, ``contrast`` without a reference (or a
+            reference with another statistic), a payload-mode scheme (the green list then
             depends on the unknown account: use the black-box test and tracing), or an
             unsupported scheme.
-        InputError: malformed items.
+        InputError: malformed items, or reference items that are not the same texts.
     """
     check_alpha(alpha)
     if statistic not in _STATISTICS:
         raise ConfigError(
             f"The 'statistic' parameter must be one of {_STATISTICS}. Got {statistic!r} instead."
         )
+    if (statistic == "contrast") != (reference is not None):
+        raise ConfigError(
+            "The 'contrast' statistic needs the reference model's predictions (reference=...), and only "
+            f"it uses them. Got statistic {statistic!r} "
+            f"with{'' if reference is not None else 'out'} a reference."
+        )
+    if reference is not None:
+        _check_same_texts(items, reference)
     if getattr(scheme, "payload_mode", False):
         raise ConfigError("The reading test needs a payload-free scheme (payload_bits=0).")
-    purpose = primary_purpose(scheme)
+    primary_purpose(scheme)  # refuses a scheme the test does not support, before any work
     key = scheme.keyring.primary  # type: ignore[attr-defined]
     width = int(scheme.config.context_width)  # type: ignore[attr-defined]
-    sip_ctx, sip_pair = key.sip("context"), key.sip(purpose)
+    sip_ctx = key.sip("context")
     seen: set[int] = set()
     ctx_rows, cand_rows, prob_rows = [], [], []
+    ref_rows: list[tuple[np.ndarray, np.ndarray]] = []
     n_positions = 0
-    for it in items:
+    for n_item, it in enumerate(items):
         hist, ids = as_token_array(it.history), as_token_array(it.token_ids)
         full = np.concatenate([hist, ids])
         if full.size < width:
@@ -194,51 +241,34 @@ def reading_test(
             ctx_rows.append(c)
             cand_rows.append(np.asarray(it.cand_ids[j], dtype=np.int64))
             prob_rows.append(np.asarray(it.cand_probs[j], dtype=np.float64))
-    n_ctx = len(ctx_rows)
-    if n_ctx == 0:
+            if reference is not None:
+                ref = reference[n_item]
+                ref_rows.append((np.asarray(ref.cand_ids[j], dtype=np.int64),
+                                 np.asarray(ref.cand_probs[j], dtype=np.float64)))
+    if not ctx_rows:
         raise InputError(f"No position to score: every text is shorter than context_width + 1 = {width + 1}.")
-    cands = np.stack(cand_rows)
-    probs = np.stack(prob_rows)
-    ctx_arr = np.array(ctx_rows, dtype=np.uint64)
-    # a candidate listed twice in a row counts once
-    srt = np.sort(cands, axis=1)
-    if bool((srt[:, 1:] == srt[:, :-1]).any()):
-        for i in range(n_ctx):
-            _, first = np.unique(cands[i], return_index=True)
-            dup = np.ones(cands.shape[1], dtype=bool)
-            dup[first] = False
-            probs[i, dup] = 0.0
-    vals = pair_prf(sip_pair, np.repeat(ctx_arr, cands.shape[1]), cands.reshape(-1)).reshape(cands.shape)
-    is_kgw = isinstance(scheme, KGW)
-    if is_kgw:
-        gamma = scheme.config.effective_gamma  # type: ignore[attr-defined]
-        bit = (vals < np.uint64(scheme.config.green_threshold)).astype(np.float64)  # type: ignore[attr-defined]
-    elif isinstance(scheme, Gumbel):
-        bit = -np.log1p(-to_uniform(vals))
-    else:  # pragma: no cover - primary_purpose already refused it
-        raise ConfigError(f"Unsupported scheme {type(scheme).__name__}.")
-    live = probs.sum(axis=1) > 0
-    probs, bit = probs[live], bit[live]
-    m = int(live.sum())
-    if m == 0:
+    # a context with no mass on the suspect's (or the reference's) candidates has nothing to score
+    live = [n for n, p in enumerate(prob_rows) if p.sum() > 0 and (not ref_rows or ref_rows[n][1].sum() > 0)]
+    if not live:
         raise InputError("Every candidate was excluded or had zero probability: nothing to score.")
+    ctx_arr = np.array(ctx_rows, dtype=np.uint64)[live]
+    is_kgw = isinstance(scheme, KGW)
+    mean = float(scheme.config.effective_gamma) if is_kgw else 1.0  # type: ignore[attr-defined]
+    m = len(live)
     if statistic == "top1":
-        pick = np.argmax(probs, axis=1)
-        x = bit[np.arange(m), pick]
-        score = float(x.sum())
+        top = np.array([cand_rows[n][int(np.argmax(prob_rows[n]))] for n in live], dtype=np.int64)
+        score = float(_keyed_draws(scheme, ctx_arr, top).sum())
         if is_kgw:
-            expected, log_p = m * gamma, stats.binomial_log_sf(int(score), m, gamma)
+            expected, log_p = m * mean, stats.binomial_log_sf(int(score), m, mean)
         else:
             expected, log_p = float(m), stats.gamma_log_sf(score, m)
         exact = True
     else:
-        w = probs / probs.sum(axis=1, keepdims=True)
-        score = float((w * bit).sum())
-        flat = w[w > 0]
-        if is_kgw:
-            expected, log_p = m * gamma, _chernoff_bernoulli(flat, score, gamma)
-        else:
-            expected, log_p = float(m), _chernoff_exponential(flat, score)
+        refs = [ref_rows[n] for n in live] if ref_rows else None
+        row, tok, w = _net_weights([cand_rows[n] for n in live], [prob_rows[n] for n in live], refs)
+        score = float((w * _keyed_draws(scheme, ctx_arr[row], tok)).sum())
+        expected = mean * float(w.sum())
+        log_p = _chernoff_bernoulli(w, score, mean) if is_kgw else _chernoff_exponential(w, score)
         exact = False
     return ReadingResult(
         scheme=scheme.name,
@@ -249,6 +279,7 @@ def reading_test(
             "suspect predictions independent of our key; each context scored at its first occurrence, "
             "where its keyed draws are fresh given everything the suspect saw"
             + ("" if dedup else " (NOT guaranteed: dedup is off)")
+            + ("; the reference's predictions independent of our key too" if ref_rows else "")
         ),
         n_texts=len(items),
         n_positions=n_positions,
@@ -260,3 +291,53 @@ def reading_test(
         alpha=alpha,
         radioactive=bool(log_p <= math.log(alpha)),
     )
+
+
+def _net_weights(
+    cands: list[np.ndarray],
+    probs: list[np.ndarray],
+    reference: list[tuple[np.ndarray, np.ndarray]] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per context (row), each candidate token's weight: the suspect's probability renormalised
+    over its candidates, minus the reference's likewise when there is one. A token listed twice
+    (in one list or in both) is one keyed draw, so its weights merge into one net weight —
+    counted twice, the Chernoff bound would treat one draw as two independent ones. Returns
+    ``(row, token, weight)`` for every non-zero weight."""
+    lists = [(cands, probs, 1.0)]
+    if reference is not None:
+        lists.append(([c for c, _ in reference], [p for _, p in reference], -1.0))
+    rows, toks, ws = [], [], []
+    for cs, ps, sign in lists:
+        sizes = [c.size for c in cs]
+        rows.append(np.repeat(np.arange(len(cs), dtype=np.int64), sizes))
+        toks.append(np.concatenate(cs).astype(np.int64))
+        ws.append(sign * np.concatenate([p / p.sum() for p in ps]))
+    row, tok, w = np.concatenate(rows), np.concatenate(toks), np.concatenate(ws)
+    width = int(tok.max()) + 1
+    cells, inverse = np.unique(row * width + tok, return_inverse=True)
+    net = np.bincount(inverse, weights=w, minlength=cells.size)
+    keep = net != 0.0
+    return cells[keep] // width, cells[keep] % width, net[keep]
+
+
+def _keyed_draws(scheme: WatermarkScheme, ctx: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The keyed draw of each (context hash, token): the green bit (KGW) or Exp(1) score (Gumbel)."""
+    key = scheme.keyring.primary  # type: ignore[attr-defined]
+    vals = pair_prf(key.sip(primary_purpose(scheme)), ctx, ids)
+    if isinstance(scheme, KGW):
+        return (vals < np.uint64(scheme.config.green_threshold)).astype(np.float64)
+    if isinstance(scheme, Gumbel):
+        return -np.log1p(-to_uniform(vals))
+    raise ConfigError(f"Unsupported scheme {type(scheme).__name__}.")  # pragma: no cover - refused before
+
+
+def _check_same_texts(items: Sequence[ReadingItem], reference: Sequence[ReadingItem]) -> None:
+    """The reference must have read exactly the suspect's texts (its rows are matched by position)."""
+    if len(reference) != len(items):
+        raise InputError(f"The reference holds predictions on {len(reference)} texts, the suspect on "
+                         f"{len(items)}: they must read the same texts, in the same order.")
+    for n, (a, b) in enumerate(zip(items, reference, strict=True)):
+        if not (np.array_equal(as_token_array(a.token_ids), as_token_array(b.token_ids))
+                and np.array_equal(as_token_array(a.history), as_token_array(b.history))):
+            raise InputError(f"Text {n}: the reference read other tokens (or another history) than the "
+                             "suspect; feed both the same texts.")

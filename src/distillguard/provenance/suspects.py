@@ -45,6 +45,7 @@ __all__ = [
     "local_reading_items",
     "query_suspect",
     "read_jsonl",
+    "top_k_predictions",
 ]
 
 
@@ -334,20 +335,24 @@ def query_suspect(
 
 
 def local_reading_items(
-    model_dir: Path,
+    model_dir: Path | None,
     texts: Iterable[tuple[Sequence[int], Sequence[int]]],
     *,
     our_vocab_size: int,
     top_k: int = 64,
     max_len: int = 512,
+    model: Any = None,
 ) -> list[ReadingItem]:
     """Run a local model over our texts and keep its top-k next-token predictions per position.
 
     Args:
-        model_dir: a transformers causal-LM directory whose tokenizer is ours (same ids).
+        model_dir: a transformers causal-LM directory whose tokenizer is ours (same ids), or
+            None with ``model``.
         texts: ``(history_ids, text_ids)`` pairs: the prompt ids and our watermarked answer ids.
         our_vocab_size: our tokenizer's size; a model with a different vocabulary is refused
             (its ids would not mean our tokens).
+        model: an already loaded causal LM instead of ``model_dir`` (e.g. our own model, the
+            contrast statistic's reference).
 
     Raises:
         InputError: missing directory or a vocabulary that does not match ours.
@@ -357,14 +362,15 @@ def local_reading_items(
         import transformers
     except ImportError as exc:
         raise missing_extra("transformers", "model") from exc
-    if not Path(model_dir).is_dir():
-        raise InputError(f"Suspect model directory {str(model_dir)!r} does not exist.")
-    model: Any = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    if model is None:
+        if model_dir is None or not Path(model_dir).is_dir():
+            raise InputError(f"Suspect model directory {str(model_dir)!r} does not exist.")
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     model.eval()
     vocab = int(model.get_input_embeddings().weight.shape[0])
     if abs(vocab - our_vocab_size) > 256:  # embedding tables are often padded to a multiple of 64/128
         raise InputError(
-            f"The suspect's vocabulary has {vocab} ids, ours {our_vocab_size}: the open-model test needs our "
+            f"The model's vocabulary has {vocab} ids, ours {our_vocab_size}: the open-model test needs our "
             "tokenizer. Use the black-box audit instead."
         )
     items = []
@@ -374,9 +380,33 @@ def local_reading_items(
             t = np.asarray(text, dtype=np.int64)[: max_len - h.size]
             if t.size < 2:
                 continue
-            ids = torch.tensor(np.concatenate([h, t])[None, :])
-            logits = model(input_ids=ids).logits[0, h.size :, :].float()
-            probs = torch.softmax(logits, dim=-1)
-            top = torch.topk(probs, k=min(top_k, probs.shape[-1]), dim=-1)
-            items.append(ReadingItem(t, top.indices.numpy().astype(np.int64), top.values.numpy(), history=h))
+            cand, probs = top_k_predictions(model, np.concatenate([h, t]), h.size, top_k=top_k)
+            items.append(ReadingItem(t, cand, probs, history=h))
     return items
+
+
+def top_k_predictions(
+    model: Any,
+    row: np.ndarray,
+    start: int,
+    *,
+    top_k: int,
+    exclude: Sequence[int] = (),
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """A causal LM's top-k next-token candidates and probabilities at positions ``start`` … end.
+
+    ``row`` holds the model's own input ids (history then text); ``exclude`` lists ids it may not
+    predict (a student's UNK/EOS rows): they get no mass, the rest is renormalised. Returns
+    ``(candidate ids, probabilities)`` as ``(positions, k)`` numpy arrays, ids in the model's
+    space. Call inside ``torch.inference_mode()``.
+    """
+    import torch
+
+    logits = model(input_ids=torch.from_numpy(np.asarray(row, dtype=np.int64))[None, :].to(device))
+    scores = logits.logits[0, start:, :].float()
+    if len(exclude):
+        scores[:, list(exclude)] = -float("inf")
+    probs = torch.softmax(scores, dim=-1)
+    top = torch.topk(probs, k=min(top_k, probs.shape[-1] - len(exclude)), dim=-1)
+    return top.indices.cpu().numpy().astype(np.int64), top.values.cpu().numpy().astype(np.float64)
