@@ -12,8 +12,9 @@ import platform
 import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 _HEADER = (
@@ -62,3 +63,24 @@ def lab_footer(issue: int, targets: list[str], seconds: float, gen_threads: int 
         f"Total wall time {seconds / 60:.1f} min on this machine (2 shared cores, torch 1 thread"
         + (f"; SmolLM2's passes on {gen_threads} threads)." if gen_threads != 1 else ")."),
     ]
+
+
+# SmolLM2-135M-Instruct's depth: the one pretrained base the lab fine-tunes (StudentConfig base).
+SMOLLM2_BLOCKS = 30
+
+
+def student_model(student: Mapping[str, Any], *, n_params: int, n_trained_params: int, vocab_size: int,
+                  training: str) -> str:
+    """One clause saying what every student of a lab is (``student``: a StudentConfig as a dict)."""
+    if student.get("base") == "smollm2":
+        layers = student.get("train_layers", 0)
+        trained = (
+            f"top {layers} of {SMOLLM2_BLOCKS} blocks and the final norm trained "
+            f"({n_trained_params / 1e6:.1f}M of {n_params / 1e6:.1f}M parameters)"
+            if layers else "every weight trained"
+        )
+        return f"SmolLM2-135M-Instruct fine-tuned (pretrained base, watermark off), {trained}, {training}"
+    return (
+        f"Llama-style, d_model {student['d_model']}, {student['n_layers']} layers, d_ff {student['d_ff']}, "
+        f"{training}, {n_params / 1e6:.1f}M parameters (compact vocabulary of {vocab_size:,} ids)"
+    )

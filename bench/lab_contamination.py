@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import markdown_table, write_section
+from _report import markdown_table, student_model, write_section
 from lab_distillation import LAB_KEY, _p
 
 from distillguard.lab.contamination import (
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         max_train_tokens=args.max_train_tokens,
         vocab_min_count=args.vocab_min_count,
         students=tuple(args.students.split(",")) if args.students else None,
+        reading_reference=args.reading_reference,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,11 +156,18 @@ def _reading(res: dict[str, Any] | None) -> str:
     return f"{_p(res['log10_p_value'])} ({res['n_contexts']} ctx)" if res else "–"
 
 
+def _controls(c: dict[str, Any] | None) -> str:
+    if not c:
+        return "–"
+    return f"{'passed' if c['passed'] else '**FAILED**'} (min p {_p(c['min_log10_p_value'])})"
+
+
 def render(results: dict[str, Any]) -> str:
     """The benchmarks section's body from a results.json (full or partial)."""
     cfg = results.get("config", {})
     st = cfg.get("student", {})
     rows = []
+    contrasted = any(s.get("contrast") for s in results["students"])
     # training order puts the targets first; the table reads from most to least watermarked
     for s in sorted(results["students"], key=lambda s: -s["fraction"]):
         h, lg, rd = s["radioactivity"], s["logged"], s["reading"]
@@ -171,6 +179,8 @@ def render(results: dict[str, Any]) -> str:
             *(_at(lg, m) for m in (100, 1000)), _p(lg["log10_p_value"]),
             f"{_p(rd['log10_p_value'])} ({rd['n_contexts']} ctx)",
             _reading(s.get("reading_trained")),
+            *([_reading(s.get("contrast")), _reading(s.get("contrast_trained")),
+               _controls(s.get("contrast_controls"))] if contrasted else []),
         ])
     lines = [
         f"Students trained and audited on {results.get('machine', '?')}"
@@ -190,22 +200,9 @@ def render(results: dict[str, Any]) -> str:
             f"window {st['seq_len']}, batch {st['batch_size']}, lr {st['lr']}, {cfg['epochs']:g} epochs "
             f"(at least {cfg['min_steps']} steps)"
         )
-        if pretrained:
-            trained = (
-                f"top {st['train_layers']} of 30 blocks and the final norm trained "
-                f"({results.get('n_trained_params', 0) / 1e6:.1f}M of "
-                f"{results.get('n_params', 0) / 1e6:.1f}M parameters)"
-                if st.get("train_layers") else "every weight trained"
-            )
-            model = "SmolLM2-135M-Instruct fine-tuned (pretrained base, watermark off), "
-            model += f"{trained}, {training}"
-        else:
-            model = (
-                f"Llama-style, d_model {st['d_model']}, {st['n_layers']} layers, d_ff {st['d_ff']}, "
-                f"{training}, "
-                f"{results.get('n_params', 0) / 1e6:.1f}M parameters "
-                f"(compact vocabulary of {results.get('vocab_size', 0):,} ids)"
-            )
+        model = student_model(st, n_params=results.get("n_params", 0),
+                              n_trained_params=results.get("n_trained_params", 0),
+                              vocab_size=results.get("vocab_size", 0), training=training)
         lines.append(
             f"Every student: {model}, seed {st.get('seed', 0)}. "
             f"Suspect answers at "
@@ -221,7 +218,9 @@ def render(results: dict[str, Any]) -> str:
         markdown_table(
             ["student", "watermarked", "wm tokens", "train tokens", "steps", "loss",
              "held-out p @100", "@300", "@1000", "all", "logged p @100", "@1000", "all", "reading p",
-             "reading p, its corpus's texts"],
+             "reading p, its corpus's texts",
+             *(["contrast p", "contrast p, its corpus's texts", "contrast, never-used keys"]
+               if contrasted else [])],
             rows,
         ),
         "",
@@ -233,6 +232,15 @@ def render(results: dict[str, Any]) -> str:
         "contaminator used all of the account's answers; for the human-control: its twin's, which it "
         "never saw).\n"
     )
+    if contrasted:
+        lines.append(
+            "'contrast' reads the same texts with the contrast statistic: the student's mass on green "
+            "tokens minus that of SmolLM2-135M-Instruct as it ships (no watermark; the pretrained "
+            "students' starting point), the mixture bound over a fixed λ grid; its null controls re-run "
+            "it under "
+            f"{cfg.get('n_controls', '?')} never-used keys on the corpus's texts (fraction of p ≤ 0.01 "
+            "and ≤ 0.05 within the 99.9% binomial bound).\n"
+        )
     for key, what in (("controls", "held-out answers"), ("controls_logged", "logged answers")):
         c = results.get(key)
         if c:
@@ -324,6 +332,8 @@ def main() -> int:
                    help="keep ids seen at least this often (a narrower, cheaper output layer)")
     r.add_argument("--students", default=None,
                    help="comma-separated students to train (e.g. contaminated-1%%); default: all")
+    r.add_argument("--reading-reference", action="store_true",
+                   help="also the contrast reading test against SmolLM2 as it ships (+ null controls)")
     r.add_argument("--time-budget", type=float, default=None, help="seconds; later students are skipped")
     r.add_argument("--section", default=None, help="also write this docs/benchmarks.md section")
     r.set_defaults(fn=run)

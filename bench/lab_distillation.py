@@ -225,7 +225,7 @@ def render(
             f"(answers sampled at T = {cfg.suspect_temperature:g}, "
             f"≤ {cfg.max_new_tokens} tokens each, tuples de-duplicated over all answers): {cfg.n_queries} "
             f"**held-out** ShareGPT prompts the attacker never sent{logged_desc}. Reading test on "
-            f"{cfg.reading_texts} harvest texts (mass statistic, Chernoff bound).",
+            f"{cfg.reading_texts} harvest texts (mass statistic, mixture bound over a fixed λ grid).",
             "",
             markdown_table(header, rows),
             "",

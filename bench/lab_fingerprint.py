@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import markdown_table, write_section
+from _report import markdown_table, student_model, write_section
 
 from distillguard.fingerprint.canaries import CanaryConfig
 from distillguard.fingerprint.style_lexicon import default_families as style_families
@@ -122,6 +122,9 @@ def _targets(res: FingerprintLabResult) -> list[str]:
 
 def render(res: FingerprintLabResult) -> str:
     cfg, q, sc = res.config, res.quality, res.config.student
+    training = f"{sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens at lr {sc.lr:g}"
+    model = student_model(asdict(sc), n_params=res.n_params, n_trained_params=res.n_trained_params,
+                          vocab_size=res.vocab_size, training=training)
     header = ["student", "kind", "loss", f"{res.distiller} canaries hit", "max other account hits",
               "decoy hits", "alias p (Holm)", "traced to", f"style families agreeing with {res.distiller}",
               "style p (Holm)", "style traced to", "behaviour p (vs SmolLM2)", "behaviour p (vs proxy)",
@@ -141,16 +144,15 @@ def render(res: FingerprintLabResult) -> str:
         f"{cfg.canary.decoys} decoys; gateway `CanaryService`, key id `{res.key_id}`); the extraction "
         f"account `{res.distiller}` (its answers restyled to its style-canary bits, "
         f"{len(style_families())} spelling/contraction/list-marker families) sends a topic sweep "
-        f"({cfg.sweep_repeats} question per concept of the "
+        f"({cfg.sweep_repeats} question(s) per concept of the "
         f"packaged list) plus {cfg.n_sharegpt} ShareGPT prompts: {res.harvest_answers} answers by "
         f"SmolLM2-135M-Instruct, watermarked (`{res.scheme}`), ≤ {cfg.max_new_tokens} new tokens, "
         f"T = {cfg.temperature} ({res.harvest_tokens:,} tokens incl. prompts).",
-        f"Students: Llama-style, {sc.n_layers} layers, d = {sc.d_model}, {res.n_params / 1e6:.2f} M "
-        f"parameters, {sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens; {cfg.n_distilled} distilled "
+        f"Students: {model}; {cfg.n_distilled} distilled "
         f"(seeds), {cfg.n_controls} control suspects and {cfg.n_references} reference students trained on "
-        f"disjoint slices of ShareGPT ChatGPT answers of the same size and shape; scrub = "
-        f"{cfg.scrub_steps} more steps on clean ChatGPT text; paraphrased = trained on SmolLM2's "
-        "paraphrase of every served answer"
+        f"disjoint slices of ShareGPT ChatGPT answers of the same size and shape"
+        + (f"; scrub = {cfg.scrub_steps} more steps on clean ChatGPT text" if cfg.scrub_steps else "")
+        + ("; paraphrased = trained on SmolLM2's paraphrase of every served answer" if cfg.paraphrase else "")
         + ("; proxy = a student of SmolLM2's (watermarked) answers to as many other ShareGPT prompts "
            "as the harvest, same recipe and size: our model as a tiny student echoes it." if cfg.proxy
            else "."),
@@ -195,7 +197,8 @@ def render(res: FingerprintLabResult) -> str:
         "",
         f"Example, distilled-s0 asked about one of `{res.distiller}`'s canary concepts: “{ex}”",
         "",
-        f"Total wall time {res.seconds / 60:.1f} min on this machine (1 torch thread, 2 shared cores); "
+        f"Total wall time {res.seconds / 60:.1f} min on this machine ({sc.threads} torch thread(s), 2 shared "
+        "cores); "
         f"SmolLM2 passes {res.harvest_seconds / 60:.1f} min of it (≈ 0 when cached).",
     ])
 
@@ -207,31 +210,59 @@ def main() -> int:
     ap.add_argument("--style-probes", type=int, default=300,
                     help="more held-out prompts every suspect answers for the style canaries")
     ap.add_argument("--sharegpt", type=int, default=600, help="ShareGPT prompts the extraction account sends")
+    ap.add_argument("--sweep-repeats", type=int, default=1, help="topic-sweep questions per canary concept")
+    ap.add_argument("--accounts", type=int, default=8, help="accounts enrolled in canary mode")
+    ap.add_argument("--decoys", type=int, default=200, help="never-served decoy canaries")
+    ap.add_argument("--distilled", type=int, default=3, help="distilled students (seeds)")
+    ap.add_argument("--controls", type=int, default=3, help="independent control students (suspects)")
+    ap.add_argument("--references", type=int, default=2, help="independent reference students")
+    ap.add_argument("--scrub-steps", type=int, default=100, help="0: no scrubbed student")
+    ap.add_argument("--no-paraphrase", action="store_true", help="no paraphrased student")
+    ap.add_argument("--no-proxy", action="store_true", help="no proxy student (one SmolLM2 pass less)")
+    ap.add_argument("--base", default="scratch", choices=("scratch", "smollm2"),
+                    help="students from scratch, or SmolLM2-135M-Instruct fine-tuned (watermark off)")
+    ap.add_argument("--train-layers", type=int, default=0,
+                    help="with --base smollm2: train only this many top blocks (0: every weight)")
+    ap.add_argument("--lr", type=float, default=None, help="student learning rate (default: StudentConfig's)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (students and SmolLM2)")
+    ap.add_argument("--section", default="lab-fingerprint", help="docs/benchmarks.md section to write")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     args = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
     from distillguard.model import Generator
 
-    torch.set_num_threads(1)
-    cfg = FingerprintLabConfig(n_probes=args.probes, student=StudentConfig(steps=args.steps),
-                               style_probes=args.style_probes, n_sharegpt=args.sharegpt)
+    torch.set_num_threads(args.threads)
+    student = StudentConfig(steps=args.steps, base=args.base, train_layers=args.train_layers,
+                            threads=args.threads, **({"lr": args.lr} if args.lr is not None else {}))
+    cfg = FingerprintLabConfig(
+        n_probes=args.probes, student=student, style_probes=args.style_probes, n_sharegpt=args.sharegpt,
+        sweep_repeats=args.sweep_repeats, accounts=args.accounts,
+        canary=CanaryConfig(decoys=args.decoys), n_distilled=args.distilled, n_controls=args.controls,
+        n_references=args.references, scrub_steps=args.scrub_steps, paraphrase=not args.no_paraphrase,
+        proxy=not args.no_proxy,
+    )
     if args.quick:
-        cfg = replace(cfg, **QUICK)  # type: ignore[arg-type]
-    gen = Generator.load(None, num_threads=1)
+        quick = {**QUICK, "student": replace(QUICK["student"], base=student.base,  # type: ignore[type-var]
+                                             train_layers=student.train_layers, threads=args.threads,
+                                             lr=student.lr)}
+        cfg = replace(cfg, **quick)  # type: ignore[arg-type]
+    gen = Generator.load(None, num_threads=args.threads)
     scheme = KGW(KGWConfig(), FP_LAB_KEY)
     res = run_fingerprint_lab(gen, scheme, FP_LAB_KEY, ROOT / ".cache" / "lab", cfg,
                               log=lambda m: print(m, flush=True))
-    name = "results-fingerprint-quick.json" if args.quick else "results-fingerprint.json"
+    name = f"results-{args.section.removeprefix('lab-')}{'-quick' if args.quick else ''}.json"
     out = ROOT / ".cache" / "lab" / name
     out.write_text(json.dumps(asdict(res), indent=1, default=str))
     body = render(res)
     print(body)
     if not args.no_write and not args.quick:
         title = "Fingerprint lab (canaries, behaviour, survival, quality cost)"
-        write_section("lab-fingerprint", title, body)
+        if args.base == "smollm2":
+            title += ", pretrained students"
+        write_section(args.section, title, body)
     return 0
 
 

@@ -207,3 +207,25 @@ def test_a_student_trained_alone_is_the_one_the_full_run_trains(trainable_scheme
     with pytest.raises(ConfigError, match="does not have"):
         run_contamination(bundle, trainable_scheme, replace(cfg, students=("contaminated-7%",)),
                           log=lambda m: None)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_contrast_reading_against_smollm2_keeps_the_control_null(trainable_scheme: KGW) -> None:
+    # SmolLM2 knows nothing of the stand-in's language: a poor reference (it costs power), but a
+    # key-independent one, so the human-control's contrast and its never-used keys stay null.
+    cfg = ContaminationConfig(
+        fractions=(0.5,), control_fraction=0.5, epochs=2.0, min_steps=120,
+        student=StudentConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, seq_len=64, lr=1e-2, batch_size=16),
+        n_queries=5, max_new_tokens=8, reading_texts=40, n_controls=20,
+        students=("human-control", "contaminated-50%"), reading_reference=True,
+    )
+    res = run_contamination(_bundle(), trainable_scheme, cfg, log=lambda m: None)
+    by = {s.name: s for s in res.students}
+    tainted, control = by["contaminated-50%"], by["human-control"]
+    for row in (tainted, control):
+        assert row.contrast is not None and row.contrast.statistic == "contrast"
+        assert row.contrast.n_contexts == row.reading.n_contexts  # the same contexts, first occurrences
+        assert row.contrast_controls is not None and row.contrast_controls.passed
+    assert tainted.contrast_trained is not None and tainted.contrast_trained.log10_p_value < -3
+    assert control.contrast_trained is not None and control.contrast_trained.log10_p_value > -3

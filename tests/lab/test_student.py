@@ -14,6 +14,7 @@ from distillguard.lab.student import (
     StudentConfig,
     TokenizerVocab,
     average_students,
+    base_model_student,
     student_vocab,
     train_student,
 )
@@ -161,6 +162,17 @@ def test_a_pretrained_student_fine_tunes_only_its_top_blocks_and_answers_in_real
     (item,) = student.reading_items([(prompts[0], text[0])], top_k=4)
     assert item.cand_ids.shape == (text[0].size, 4)
     assert int(item.cand_ids.max()) < vocab.size and vocab.eos_row not in item.cand_ids
+    # the reading test's reference: SmolLM2 as it ships, reading exactly the same tokens
+    reference = base_model_student(cfg)
+    assert all(p.equal(q) for p, q in zip(reference.model.parameters(), base.parameters(), strict=True))
+    (ref_item,) = reference.reading_items([(prompts[0], text[0])], top_k=4)
+    assert np.array_equal(ref_item.token_ids, item.token_ids)
+    assert np.array_equal(ref_item.history, item.history)
+    scheme = KGW(KGWConfig(), SecretKey(bytes(range(32))))
+    res = reading_test(scheme, [item], statistic="contrast", reference=[ref_item])
+    assert res.n_contexts > 0 and res.log10_p_value <= 0.0
+    same = reading_test(scheme, [ref_item], statistic="contrast", reference=[ref_item])
+    assert same.score == 0.0 and same.p_value == 1.0
 
 
 def test_device_is_validated_and_a_missing_gpu_is_a_clear_error() -> None:

@@ -30,10 +30,10 @@ import numpy as np
 
 from distillguard.errors import ConfigError, InputError
 from distillguard.lab.run import CURVE_MARKS, answer_controls, logged_prompt_order
-from distillguard.lab.student import StudentConfig, student_vocab, train_student
-from distillguard.provenance.controls import ControlsResult
+from distillguard.lab.student import StudentConfig, base_model_student, student_vocab, train_student
+from distillguard.provenance.controls import ControlsResult, null_controls
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
-from distillguard.provenance.reading import ReadingResult, reading_test
+from distillguard.provenance.reading import ReadingItem, ReadingResult, reading_test
 from distillguard.provenance.suspects import SUSPECT_TEMPERATURE
 from distillguard.watermark._common import check_real
 from distillguard.watermark.base import WatermarkScheme
@@ -173,6 +173,7 @@ class ContaminationConfig:
     vocab_min_count: int = 1
     time_budget_s: float | None = None
     students: tuple[str, ...] | None = None
+    reading_reference: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -226,6 +227,11 @@ class ContaminationStudent:
     # when the contaminator used the whole of an account's log (the distilled student: all of
     # it; the human-control: the control fraction's texts, which it never saw); None: no texts
     reading_trained: ReadingResult | None = None
+    # the contrast statistic against SmolLM2 as it ships (config.reading_reference), on the same
+    # two text sets, and its null controls (never-used keys) on the second (else the first)
+    contrast: ReadingResult | None = None
+    contrast_trained: ReadingResult | None = None
+    contrast_controls: ControlsResult | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +324,39 @@ def _steps(cfg: ContaminationConfig, n_tokens: int) -> int:
     return max(cfg.min_steps, math.ceil(cfg.epochs * n_tokens / per_step))
 
 
+def _contrast_controls(
+    scheme: WatermarkScheme,
+    items: list[ReadingItem],
+    reference: list[ReadingItem],
+    *,
+    n_keys: int,
+    rng: np.random.Generator,
+) -> ControlsResult:
+    """The contrast reading test, same texts and predictions, under never-used keys."""
+    return null_controls(
+        lambda k: type(scheme)(scheme.config, k),  # type: ignore[attr-defined, call-arg]
+        lambda s: reading_test(s, items, statistic="contrast", reference=reference).log10_p_value,
+        rng,
+        n_keys=n_keys,
+    )
+
+
+def _reference_reader(
+    cfg: ContaminationConfig, texts: list[tuple[np.ndarray, np.ndarray]]
+) -> Callable[[list[int]], list[ReadingItem]]:
+    """SmolLM2's (as shipped) predictions on a list of harvest texts, each list read once."""
+    reader = base_model_student(cfg.student)
+    cache: dict[tuple[int, ...], list[ReadingItem]] = {}
+
+    def items(indices: list[int]) -> list[ReadingItem]:
+        key = tuple(indices)
+        if key not in cache:
+            cache[key] = reader.reading_items([texts[i] for i in indices])
+        return cache[key]
+
+    return items
+
+
 def run_contamination(
     bundle: ContaminationBundle,
     scheme: WatermarkScheme,
@@ -375,6 +414,7 @@ def run_contamination(
     distilled_answers: dict[str, list[np.ndarray]] = {}
     n_params = n_trained = 0
     per_step, per_audit = 0.0, 0.0  # seconds, measured on the students trained so far
+    reference = _reference_reader(cfg, harvest_texts) if cfg.reading_reference else None
     for position, (name, (seqs, wm)) in enumerate(corpora.items()):
         if cfg.students is not None and name not in cfg.students:
             continue
@@ -409,18 +449,33 @@ def run_contamination(
             k: radioactivity_test(scheme, a, curve_points=12, curve_at=CURVE_MARKS)
             for k, a in answers.items()
         }
-        read = reading_test(scheme, student.reading_items(reading_texts), statistic="mass")
+        read_items = student.reading_items(reading_texts)
+        read = reading_test(scheme, read_items, statistic="mass")
         trained = sorted(seen_texts[name])[: cfg.reading_texts]
-        if trained == list(range(len(reading_texts))):  # the same texts (the distilled student)
-            read_trained: ReadingResult | None = read
-        elif trained:
-            texts = [harvest_texts[i] for i in trained]
-            read_trained = reading_test(scheme, student.reading_items(texts), statistic="mass")
-        else:
-            read_trained = None
+        all_read = list(range(len(reading_texts)))
+        trained_items = read_items if trained == all_read else (
+            student.reading_items([harvest_texts[i] for i in trained]) if trained else None
+        )
+        read_trained = None if trained_items is None else (
+            read if trained_items is read_items else reading_test(scheme, trained_items, statistic="mass")
+        )
+        contrast = contrast_trained = contrast_controls = None
+        if reference is not None:
+            contrast = reading_test(scheme, read_items, statistic="contrast", reference=reference(all_read))
+            # the controls read the texts the auditor leans on: the corpus's own, else the first N
+            items, ref = read_items, reference(all_read)
+            if trained_items is not None:
+                items, ref = trained_items, reference(trained)
+                contrast_trained = contrast if items is read_items else reading_test(
+                    scheme, items, statistic="contrast", reference=ref
+                )
+            contrast_controls = _contrast_controls(
+                scheme, items, ref, n_keys=cfg.n_controls, rng=np.random.default_rng([cfg.seed, position])
+            )
         row = ContaminationStudent(
             name, wm / n_tok, wm, n_tok, steps, student.final_loss, student.seconds,
-            radio["held-out"], radio["logged"], read, read_trained,
+            radio["held-out"], radio["logged"], read, read_trained, contrast, contrast_trained,
+            contrast_controls,
         )
         rows.append(row)
         per_step = max(per_step, student.seconds / steps)
@@ -430,6 +485,8 @@ def run_contamination(
             f"{student.seconds:.0f} s; log10 p held-out {radio['held-out'].log10_p_value:.1f}, "
             f"logged {radio['logged'].log10_p_value:.1f}, reading {read.log10_p_value:.1f}"
             + (f" (its own texts {read_trained.log10_p_value:.1f})" if read_trained else "")
+            + (f"; contrast {contrast.log10_p_value:.1f}" if contrast else "")
+            + (f" (its own texts {contrast_trained.log10_p_value:.1f})" if contrast_trained else "")
         )
         if name == "distilled":
             distilled_answers = answers

@@ -320,6 +320,8 @@ class FingerprintLabResult:
     scheme: str
     distiller: str
     n_params: int
+    n_trained_params: int
+    vocab_size: int
     harvest_answers: int
     harvest_tokens: int
     harvest_seconds: float
@@ -541,7 +543,8 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
     quality = quality_cost(generator, hv, cfg, _canary_service(key, cache_dir, cfg))
     return FingerprintLabResult(
         config=cfg, key_id=hv.registry.key_id, scheme=scheme.name, distiller=cfg.distiller_id,
-        n_params=runs[0].student.n_params, harvest_answers=len(hv.records),
+        n_params=runs[0].student.n_params, n_trained_params=runs[0].student.n_trained_params,
+        vocab_size=runs[0].student.vocab.size, harvest_answers=len(hv.records),
         harvest_tokens=int(sum(len(r.prompt_ids) + len(r.token_ids) for r in hv.records)),
         harvest_seconds=hv.seconds, probe_prompts=cfg.n_probes,
         canary_questions=len(canary_prompts(hv.registry)), suspects=suspects,

@@ -26,13 +26,14 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from distillguard.errors import ConfigError, InputError, missing_extra
 from distillguard.provenance.reading import ReadingItem
+from distillguard.provenance.suspects import top_k_predictions
 
 __all__ = [
     "CompactVocab",
@@ -41,6 +42,7 @@ __all__ = [
     "TokenizerVocab",
     "Vocab",
     "average_students",
+    "base_model_student",
     "student_vocab",
     "train_student",
 ]
@@ -297,13 +299,11 @@ class Student:
                 h = np.asarray(hist, dtype=np.int64)[-(room - t.size) :] if room > t.size else t[:0]
                 if t.size < 2:
                     continue
-                rows = torch.from_numpy(self.vocab.encode(np.concatenate([h, t])))[None, :]
-                logits = self.model(input_ids=rows.to(self.config.device)).logits[0, h.size :, :].float()
-                logits[:, specials] = -math.inf  # predictions over real tokens only
-                probs = torch.softmax(logits, dim=-1)
-                top = torch.topk(probs, k=min(top_k, probs.shape[-1] - len(specials)), dim=-1)
-                cand = self.vocab.to_real(top.indices.cpu().numpy())
-                items.append(ReadingItem(t, cand, top.values.cpu().numpy().astype(np.float64), history=h))
+                rows, probs = top_k_predictions(  # predictions over real tokens only
+                    self.model, self.vocab.encode(np.concatenate([h, t])), h.size,
+                    top_k=top_k, exclude=specials, device=self.config.device,
+                )
+                items.append(ReadingItem(t, self.vocab.to_real(rows), probs, history=h))
         return items
 
 
@@ -434,6 +434,23 @@ def train_student(
     model.eval()
     prev = init.seconds if init is not None else 0.0
     return Student(model, vocab, cfg, (init.losses if init else []) + losses, prev + time.perf_counter() - t0)
+
+
+def base_model_student(config: StudentConfig | None = None) -> Student:
+    """SmolLM2-135M-Instruct as it ships (untrained, no watermark) wrapped as a student.
+
+    The reading test's *reference* (``statistic="contrast"``): the pretrained students' starting
+    point and our own model without the key, so its predictions are key-independent. Only
+    ``seq_len`` (how much of a text :meth:`Student.reading_items` reads), ``threads`` and
+    ``device`` of ``config`` matter: use the suspect's config so both read the same tokens.
+    """
+    cfg = replace(config or StudentConfig(), base="smollm2", train_layers=0)
+    torch, _ = _import()
+    torch.set_num_threads(cfg.threads)
+    vocab = student_vocab(cfg, [])
+    model = _pretrained_base(vocab, 0).to(cfg.device)
+    model.eval()
+    return Student(model, vocab, cfg)
 
 
 def _pretrained_base(vocab: Vocab, train_layers: int) -> Any:
