@@ -48,6 +48,17 @@ def test_corrections() -> None:
     assert math.exp(stats.sidak_min(math.log(0.1), 2)) == pytest.approx(1 - 0.9**2)
 
 
+def test_spent_p_value_spends_alpha_over_every_look() -> None:
+    assert math.exp(stats.spent_log_p(math.log(1e-4), 1)) == pytest.approx(1e-4 * math.pi**2 / 6)
+    assert math.exp(stats.spent_log_p(math.log(1e-4), 3)) == pytest.approx(1e-4 * math.pi**2 * 9 / 6)
+    assert stats.spent_log_p(math.log(0.5), 2) == 0.0
+    # the α spent at look j is α / factor(j); over all looks it sums to α (here to 1e-6 of it)
+    factors = [math.exp(stats.spent_log_p(0.0 - 50, j) + 50) for j in range(1, 10**6)]
+    assert sum(1 / f for f in factors) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ConfigError, match="look"):
+        stats.spent_log_p(-1.0, 0)
+
+
 def test_fisher_matches_chi2() -> None:
     ps = [0.1, 0.2, 0.03]
     expected = sps.chi2.sf(-2 * sum(math.log(x) for x in ps), 2 * len(ps))

@@ -31,6 +31,7 @@ __all__ = [
     "holm_log",
     "log_to_p",
     "sidak_min",
+    "spent_log_p",
 ]
 
 LN10 = math.log(10.0)
@@ -105,6 +106,20 @@ def bonferroni(log_p: float, m: int) -> float:
     if m < 1:
         raise ConfigError(f"The 'm' parameter must be an integer ≥ 1. Got {m!r} instead.")
     return min(0.0, log_p + math.log(m))
+
+
+def spent_log_p(log_p: float, look: int) -> float:
+    """ln p-value of the ``look``-th look (1-based) of a sequential test that spends
+    α·6/(π²·look²) at each look: ln min(1, p·π²·look²/6).
+
+    The spends sum to α over every look there could ever be, so "stop at the first look whose
+    spent p-value is ≤ α" has error ≤ α whatever the looks' dependence and however many are
+    taken — an audit that is extended after its result was seen stays valid, which the p-value
+    at a count fixed in advance is not.
+    """
+    if look < 1:
+        raise ConfigError(f"The 'look' parameter must be an integer ≥ 1. Got {look!r} instead.")
+    return min(0.0, log_p + math.log(math.pi**2 * look**2 / 6.0))
 
 
 def sidak_min(log_p_min: float, m: int) -> float:

@@ -84,7 +84,8 @@ def test_curve_accumulates_queries(key: SecretKey, teacher, rng: np.random.Gener
     assert res.curve[-1].n_tokens == 60 * 80
     # requested points are added, and each equals the test run on that prefix of the answers
     at = radioactivity_test(scheme, answers, curve_points=0, curve_at=(10, 30, 100))
-    assert [c.n_queries for c in at.curve] == [10, 30]
+    # with the any-look p-value's looks (powers of two) up to the largest requested count
+    assert [c.n_queries for c in at.curve] == [1, 2, 4, 8, 10, 16, 30]
     for c in at.curve:
         assert c.log10_p_value == pytest.approx(
             radioactivity_test(scheme, answers[: c.n_queries], curve_points=0).log10_p_value
@@ -194,3 +195,38 @@ def test_null_fpr_with_payload_and_anchor_slots(name: str, rng: np.random.Genera
     ])
     for a in ALPHAS:
         assert np.mean(logs <= math.log10(a)) <= fpr_upper_bound(n_keys, a)
+
+
+@pytest.mark.parametrize("name", ["kgw", "gumbel"])
+def test_any_look_p_value_survives_optional_stopping(name: str, rng: np.random.Generator) -> None:
+    # An auditor who watches the curve and stops as soon as it crosses α: with the fixed-count
+    # p-value, a clean suspect is called radioactive far more often than α; with the any-look
+    # p-value, within α whatever the stopping rule.
+    teacher = MarkovTeacher(VOCAB, rng, scale=1.0)
+    answers = list(teacher.generate(rng.integers(0, VOCAB, (256, 2)), 12, rng))
+    n_keys, a = 300, 0.05
+    fixed, any_look = [], []
+    for _ in range(n_keys):
+        res = radioactivity_test(build(name, SecretKey(rng.bytes(32))), answers, curve_points=24)
+        fixed.append(min(c.log10_p_value for c in res.curve))
+        any_look.append(min(c.log10_p_any_look for c in res.curve))
+        assert res.any_look_log10_p_value == res.curve[-1].log10_p_any_look
+        # never below the smallest fixed-count p-value seen so far: looking has a price
+        seen = np.minimum.accumulate([c.log10_p_value for c in res.curve])
+        assert all(c.log10_p_any_look >= s for c, s in zip(res.curve, seen, strict=True))
+    assert np.mean(np.array(fixed) <= math.log10(a)) > fpr_upper_bound(n_keys, a)
+    assert np.mean(np.array(any_look) <= math.log10(a)) <= fpr_upper_bound(n_keys, a)
+
+
+def test_any_look_p_value_is_the_smallest_spent_look(
+    key: SecretKey, teacher, rng: np.random.Generator
+) -> None:
+    scheme = build("kgw", key)
+    answers = list(distilled_student(teacher, scheme, rng).generate(rng.integers(0, VOCAB, (40, 2)), 60, rng))
+    res = radioactivity_test(scheme, answers, curve_points=5)
+    looks = {c.n_queries: c.log10_p_value for c in res.curve if c.n_queries & (c.n_queries - 1) == 0}
+    assert sorted(looks) == [1, 2, 4, 8, 16, 32]
+    spent = [min(0.0, lp + math.log10(math.pi**2 * (j + 1) ** 2 / 6)) for j, lp in enumerate(looks.values())]
+    assert res.any_look_log10_p_value == pytest.approx(min(spent))
+    assert res.any_look_log10_p_value > res.log10_p_value  # the price of looking, here
+    assert radioactivity_test(scheme, answers, curve_points=0).any_look_log10_p_value is None

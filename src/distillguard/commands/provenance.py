@@ -369,7 +369,12 @@ def _print_summary(report: Any, out: str) -> None:
         f"combined log10 p = {con.log10_p_value:.2f} (alpha {report.alpha:g}, {con.method}); report {out}"
     )
     if report.verdict != "not run":
-        print(f"watermark: {report.verdict}, log10 p = {report.combined_log10_p_value:.2f}")
+        radio = report.radioactivity
+        any_look = None if radio is None else radio.any_look_log10_p_value
+        print(
+            f"watermark: {report.verdict}, log10 p = {report.combined_log10_p_value:.2f}"
+            + ("" if any_look is None else f" (black-box, valid however the audit stopped: {any_look:.2f})")
+        )
     if report.trace is not None:
         t = report.trace
         print(

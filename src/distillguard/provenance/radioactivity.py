@@ -29,7 +29,7 @@ the controls (a clean model through the same filter) — the report says so. See
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,12 +50,19 @@ __all__ = ["CurvePoint", "RadioactivityResult", "radioactivity_test", "tuple_sta
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """The audit's p-value after the first ``n_queries`` answers."""
+    """The audit's p-value after the first ``n_queries`` answers.
+
+    ``log10_p_value`` is exact for a query count fixed before any result was seen.
+    ``log10_p_any_look`` stays valid when the auditor decides when to stop by watching the curve
+    (or extends a finished audit): the smallest spent p-value (:func:`~distillguard.stats.spent_log_p`)
+    over the looks at 1, 2, 4, 8, … answers up to ``n_queries``.
+    """
 
     n_queries: int
     n_tokens: int
     n_scored: int
     log10_p_value: float
+    log10_p_any_look: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,9 @@ class RadioactivityResult:
 
     ``p_value`` is exact under the null stated in ``null`` (corrected over keys by
     ``correction``); ``log10_p_value`` keeps it when the float underflows. ``radioactive`` is
-    ``p_value <= alpha`` with at least ``min_scored`` scored tuples.
+    ``p_value <= alpha`` with at least ``min_scored`` scored tuples: valid when the number of
+    queries was fixed in advance. ``any_look_log10_p_value`` (None without a curve) is the
+    p-value to read instead when it was not (see :class:`CurvePoint`).
     """
 
     scheme: str
@@ -86,6 +95,7 @@ class RadioactivityResult:
     filtered: bool
     correction: str
     curve: tuple[CurvePoint, ...] = ()
+    any_look_log10_p_value: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,11 +130,49 @@ def _prefix(ts: TupleSet, m: int) -> ScoredTuples:
     return ScoredTuples(t.n_tokens, t.positions[:j], t.ctx[:j], t.tokens[:j], t.values[:j])
 
 
-def _checkpoints(n_answers: int, n_points: int) -> list[int]:
-    if n_answers <= 0:
+def _checkpoints(n_answers: int, n_points: int, also: Sequence[int]) -> list[int]:
+    """``n_points`` log-spaced query counts and those of ``also`` (≤ ``n_answers``), plus every
+    look of the any-look p-value (powers of two) up to the largest; none when that is empty."""
+    pts = {int(q) for q in also if 1 <= int(q) <= n_answers}
+    if n_answers > 0 and n_points > 0:
+        pts |= {int(p) for p in np.round(np.geomspace(1, n_answers, min(n_points, n_answers)))}
+    if not pts:
         return []
-    pts = np.unique(np.round(np.geomspace(1, n_answers, min(n_points, n_answers))).astype(int))
-    return [int(p) for p in pts]
+    return sorted(pts | {2**j for j in range(max(pts).bit_length())})
+
+
+def _look(n_queries: int) -> int | None:
+    """The 1-based index of ``n_queries`` among the looks 1, 2, 4, 8, …; None between looks."""
+    if n_queries < 1 or n_queries & (n_queries - 1):
+        return None
+    return n_queries.bit_length()
+
+
+def _curve(
+    scheme: WatermarkScheme,
+    per_key: Sequence[tuple[SecretKey, TupleSet]],
+    at: Sequence[int],
+    lengths: np.ndarray,
+    min_scored: int,
+    correct: Callable[[float], float],
+) -> tuple[CurvePoint, ...]:
+    """The p-value at each query count in ``at``, the best key *at that count* corrected over
+    the ring (the key that wins on all answers is chosen with data a prefix has not seen)."""
+    points = []
+    any_look = 0.0
+    for q in at:
+        best, n_scored = 0.0, 0
+        for key, ts in per_key:
+            pre = _prefix(ts, q)
+            lp = tuple_statistic(scheme, key, pre).mixed_log_p if pre.n >= min_scored else 0.0
+            if lp <= best:
+                best, n_scored = lp, pre.n
+        lp = correct(best)
+        look = _look(q)
+        if look is not None:
+            any_look = min(any_look, stats.spent_log_p(lp, look))
+        points.append(CurvePoint(q, int(lengths[q - 1]), n_scored, lp / stats.LN10, any_look / stats.LN10))
+    return tuple(points)
 
 
 def radioactivity_test(
@@ -186,12 +234,8 @@ def radioactivity_test(
     if not enough:
         final = 0.0
     lengths = np.cumsum([len(a) for a in answers]) if len(answers) else np.zeros(0, dtype=int)
-    curve = []
-    extra = [int(q) for q in curve_at if 1 <= int(q) <= ts.n_answers]
-    for q in sorted(set(_checkpoints(ts.n_answers, curve_points)) | set(extra)):
-        pre = _prefix(ts, q)
-        lp = correct(tuple_statistic(scheme, key, pre).mixed_log_p) if pre.n >= min_scored else 0.0
-        curve.append(CurvePoint(q, int(lengths[q - 1]), pre.n, lp / stats.LN10))
+    at = _checkpoints(ts.n_answers, curve_points, curve_at)
+    curve = _curve(scheme, [(r[1], r[2]) for r in results], at, lengths, min_scored, correct)
     null = (
         "answers independent of our key: every distinct (context, token) tuple is an independent "
         "draw of the keyed PRF"
@@ -223,7 +267,8 @@ def radioactivity_test(
         dedup=dedup,
         filtered=bool(filters),
         correction=f"sidak over {m} keys" if m > 1 else "none (one key)",
-        curve=tuple(curve),
+        curve=curve,
+        any_look_log10_p_value=curve[-1].log10_p_any_look if curve else None,
         details={
             "enough_tokens": enough,
             "min_scored": min_scored,

@@ -109,7 +109,7 @@ class ReadingResult:
     scheme: str
     key_id: str
     statistic: str
-    exact: bool  # True: exact tail of a dominating law; False: Chernoff bound
+    exact: bool  # True: exact tail of a dominating law; False: the mixture bound over a fixed λ grid
     null: str
     n_texts: int
     n_positions: int

@@ -206,6 +206,14 @@ def _ranked(c: CanaryResult) -> list[str]:
     return sorted(c.per_account, key=lambda a: float(c.per_account[a].get("log10_p_holm", 0.0)))
 
 
+ANY_LOOK_NOTE = (
+    "Each p at a query count is exact if that count was fixed before any result was seen. An "
+    "auditor who stops when the curve crosses α, or extends a finished audit, must read the "
+    "'any look' p instead: it spends α over the looks at 1, 2, 4, 8, … queries (α·6/(π²j²) at "
+    "the j-th), so it holds whatever the stopping rule."
+)
+
+
 def curve_svg(curve: tuple[CurvePoint, ...], *, alpha: float, width: int = 560, height: int = 260) -> str:
     """An SVG line plot of −log10 p against the number of queries (log-scaled x axis)."""
     if not curve:
@@ -213,6 +221,7 @@ def curve_svg(curve: tuple[CurvePoint, ...], *, alpha: float, width: int = 560, 
     ml, mr, mt, mb = 56, 16, 14, 40
     xs = [math.log10(max(1, c.n_queries)) for c in curve]
     ys = [min(-c.log10_p_value, 1e6) for c in curve]
+    ys_any = [min(-c.log10_p_any_look, 1e6) for c in curve]
     x_hi = max(xs) if max(xs) > 0 else 1.0
     y_hi = max([*ys, -math.log10(alpha)]) * 1.1 or 1.0
 
@@ -223,6 +232,7 @@ def curve_svg(curve: tuple[CurvePoint, ...], *, alpha: float, width: int = 560, 
         return height - mb - (height - mt - mb) * y / y_hi
 
     pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
+    pts_any = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys_any, strict=True))
     ya = py(-math.log10(alpha))
     ticks = []
     for d in range(math.floor(x_hi) + 1):
@@ -244,6 +254,11 @@ def curve_svg(curve: tuple[CurvePoint, ...], *, alpha: float, width: int = 560, 
         f'<text x="{width - mr - 4}" y="{ya - 4:.1f}" font-size="11" fill="#c33" '
         f'text-anchor="end">α = {alpha:g}</text>'
         f'<polyline points="{pts}" fill="none" stroke="#1f5fa8" stroke-width="2"/>'
+        f'<polyline points="{pts_any}" fill="none" stroke="#d08a1c" stroke-width="2" stroke-dasharray="6 3"/>'
+        f'<text x="{ml + 6}" y="{mt + 14}" font-size="11" fill="#1f5fa8">'
+        "— p at this count, fixed in advance</text>"
+        f'<text x="{ml + 6}" y="{mt + 28}" font-size="11" fill="#d08a1c">'
+        "- - p valid however the audit stopped</text>"
         + "".join(ticks)
         + f'<text x="{(ml + width - mr) / 2}" y="{height - 6}" font-size="12" text-anchor="middle">'
         "suspect queries (log scale)</text>"
@@ -271,7 +286,12 @@ def _rows(r: AuditReport) -> list[tuple[str, str, str, str]]:
                 _fmt_p(x.log10_p_value),
                 f"{x.n_scored:,} tuples from {x.n_answers:,} answers ({x.n_raw:,} before dedup"
                 + (", context-filtered" if x.filtered else "")
-                + f"); score {x.score:.1f} vs {x.expected:.1f} expected",
+                + f"); score {x.score:.1f} vs {x.expected:.1f} expected"
+                + (
+                    f"; p valid however the audit stopped: {_fmt_p(x.any_look_log10_p_value)}"
+                    if x.any_look_log10_p_value is not None
+                    else ""
+                ),
                 x.test,
             )
         )
@@ -283,7 +303,9 @@ def _rows(r: AuditReport) -> list[tuple[str, str, str, str]]:
                 _fmt_p(y.log10_p_value),
                 f"{y.n_contexts:,} distinct contexts from {y.n_texts:,} texts; "
                 f"score {y.score:.1f} vs {y.expected:.1f}",
-                "exact tail" if y.exact else "Chernoff bound (valid, conservative)",
+                "exact tail"
+                if y.exact
+                else "mixture bound over a fixed λ grid (valid at every prefix, conservative)",
             )
         )
     return out
@@ -408,9 +430,14 @@ def _markdown(r: AuditReport) -> str:
             "### p-value as queries accumulate",
             "",
         ]
-        lines += ["| queries | answer tokens | scored tuples | p |", "|---|---|---|---|"]
+        lines += [ANY_LOOK_NOTE, ""]
         lines += [
-            f"| {c.n_queries} | {c.n_tokens} | {c.n_scored} | {_fmt_p(c.log10_p_value)} |"
+            "| queries | answer tokens | scored tuples | p (count fixed in advance) | p (any look) |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c.n_queries} | {c.n_tokens} | {c.n_scored} | {_fmt_p(c.log10_p_value)} "
+            f"| {_fmt_p(c.log10_p_any_look)} |"
             for c in r.radioactivity.curve
         ]
     if r.trace is not None:
@@ -500,7 +527,7 @@ def _html(r: AuditReport) -> str:
             f"{esc(_fmt_p(r.combined_log10_p_value))}; scheme <code>{esc(str(r.scheme))}</code>; key id "
             f"<code>{esc(str(r.key_id))}</code>.</p>",
             _table(("test", "p-value", "data", "method"), list(_rows(r))),
-            f"<h3>p-value as queries accumulate</h3>{plot}",
+            f"<h3>p-value as queries accumulate</h3>{plot}<p>{esc(ANY_LOOK_NOTE)}</p>",
         ]
     if r.canaries is not None:
         x = r.canaries.result
