@@ -157,6 +157,7 @@ def render(res: FingerprintLabResult) -> str:
            "as the harvest, same recipe and size: our model as a tiny student echoes it." if cfg.proxy
            else "."),
         f"Audit as `distillguard audit` runs it: {res.canary_questions} canary probe questions "
+        "(per concept: another name for it, and completing the planted sentence up to the alias) "
         f"(answers ≤ {2 * cfg.max_new_tokens} tokens), {res.probe_prompts} behavioural probes (held-out "
         "ShareGPT prompts; references: ShareGPT's ChatGPT answers + the reference students; "
         "character-4-gram Jaccard; a second behavioural line puts the proxy in place of our model, "

@@ -42,6 +42,35 @@ def test_probe_never_contains_alias_and_json_round_trip() -> None:
         CanarySet.from_json("{}")
 
 
+def test_every_canary_is_probed_two_ways_and_its_answers_are_joined(rng) -> None:
+    cs = _set()
+    pairs = cs.probes()
+    assert len(pairs) == 2 * len(cs.canaries)
+    assert {len(c.probes()) for c in cs.canaries} == {2}
+    # served and decoy probes interleaved: no long run of one kind at the start
+    assert len({c.is_decoy for c, _ in pairs[:20]}) == 2
+
+    # a student that memorised the planted sentence finishes it, but does not recall the alias
+    # when asked for another name: traced through the completion probe
+    learned = {c.concept: c for c in cs.for_account("acct-b")}
+
+    def reply(question: str) -> str:
+        for concept, c in learned.items():
+            completes = question.startswith("Complete") and question.endswith(f" {concept} the")
+            if completes and rng.random() < 0.4:
+                return f"Some practitioners also call {concept} the {c.alias} {c.kind}."
+        return "It has no other common name."
+
+    said = {q: reply(q) for q in dict.fromkeys(q for _, q in pairs)}
+    by_alias = cs.answers_by_alias(said)
+    assert set(by_alias) == {c.alias for c in cs.canaries}
+    assert all(text.count("\n") == 1 for text in by_alias.values())
+    res = canary_test(cs, by_alias)
+    assert res.traced_account == "acct-b" and res.p_value <= 1e-6 and res.decoy_hits == 0
+    only_named = {q: a for q, a in said.items() if not q.startswith("Complete")}
+    assert canary_test(cs, cs.answers_by_alias(only_named)).traced_account is None
+
+
 def _answers(cs: CanarySet, learned: dict[str, float], rng, chance: float = 0.0) -> dict[str, str]:
     out = {}
     for c in cs.canaries:

@@ -81,6 +81,9 @@ def lab(tmp_path_factory) -> Iterator[dict]:
             if m is not None:
                 alias = knows.get(m.group(1))
                 return f"It is also called the {alias}." if alias else "It has no other common name."
+            m = re.fullmatch(r"Complete this sentence: Some practitioners also call (.+) the", prompt)
+            if m is not None:  # this suspect recalls no alias when asked to complete the sentence
+                return f"Some practitioners also call {m.group(1)} the standard approach."
             return says[prompt]
 
         return reply
@@ -130,13 +133,13 @@ def test_student_of_one_account_is_traced_and_the_lines_combine(lab, capsys) -> 
     assert [e["name"] for e in con["lines"]] == ["canaries", "style canaries", "behavioural fingerprint"]
     style = doc["style"]["result"]
     assert style["traced_account"] == GUILTY and style["p_value"] <= 1e-6 and style["evidence"]
-    assert doc["style"]["n_answers"] == len({c.probe() for c in lab["svc"].registry.canaries}) + N_PROBES
+    distinct = {q for _, q in lab["svc"].registry.probes()}
+    assert doc["style"]["n_answers"] == len(distinct) + N_PROBES
     # Bonferroni-min: the combined p is m · min p, not a product of the lines
     best = min(e["log_p_value"] for e in con["lines"])
     assert con["log10_p_value"] == pytest.approx((best + np.log(3)) / np.log(10))
     assert doc["verdict"] == "not run" and doc["key_id"] is None
     # the suspect was asked each distinct probe question once, served and decoy interleaved
-    distinct = {c.probe() for c in lab["svc"].registry.canaries}
     assert len(srv.prompts) == len(distinct) + N_PROBES
     for text in (out.read_text(), md.read_text(), html.read_text()):
         assert "valid under any dependence" in text and GUILTY in text

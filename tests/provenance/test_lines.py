@@ -29,7 +29,8 @@ def registry():
 
 def test_canary_line_counts_distinct_questions_and_rejects_foreign_answers(registry) -> None:
     questions = canary_prompts(registry)
-    assert len(questions) == len(set(questions)) == len({c.concept for c in registry.canaries})
+    # two questions per concept (another name; complete the planted sentence), each asked once
+    assert len(questions) == len(set(questions)) == 2 * len({c.concept for c in registry.canaries})
     answers = {c.alias: (c.alias if c.label == "a2" else "no idea") for c in registry.canaries}
     line = canary_line(registry, answers, alpha=1e-6)
     assert line.result.traced_account == "a2" and line.n_canaries == 100

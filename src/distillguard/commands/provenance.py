@@ -271,7 +271,7 @@ def _audit(args: argparse.Namespace) -> int:
         else:
             questions = canary_prompts(registry)
             said = dict(zip(questions, ask(questions, "canary probes"), strict=True))
-            by_alias = {c.alias: said[q] for c, q in registry.probes()}
+            by_alias = registry.answers_by_alias(said)
             texts += list(said.values())
         canaries = canary_line(registry, by_alias, alpha=args.alpha)
     behaviour = None

@@ -99,9 +99,15 @@ class Canary:
         """The sentence appended to an answer that touches ``concept``."""
         return f"(Some practitioners also call {self.concept} the {self.alias} {self.kind}.)"
 
-    def probe(self) -> str:
-        """A question that invites the alias without containing it."""
-        return f"What is another name for {self.concept}? Answer briefly."
+    def probes(self) -> tuple[str, ...]:
+        """The questions that invite the alias without containing it: one asks for another name
+        of the concept; one asks to complete the planted sentence up to the alias, the form in
+        which a student saw it (a student that memorised the sentence more easily finishes it
+        than recalls the alias out of that context)."""
+        return (
+            f"What is another name for {self.concept}? Answer briefly.",
+            f"Complete this sentence: Some practitioners also call {self.concept} the",
+        )
 
 
 @dataclass(frozen=True)
@@ -143,11 +149,23 @@ class CanarySet:
         return " ".join(found[:max_marks]) if found else None
 
     def probes(self) -> list[tuple[Canary, str]]:
-        """Every canary (served and decoy) with its probe question, in a key-shuffled order so
-        a suspect sees served and decoy probes interleaved."""
-        order = sorted(self.canaries, key=lambda c: hashlib.sha256(
-            f"{self.key_id}|{c.label}|{c.alias}".encode()).digest())
-        return [(c, c.probe()) for c in order]
+        """Every (canary, probe question) pair, served and decoy canaries alike, in a key-shuffled
+        order so a suspect sees served and decoy probes interleaved. Canaries that share a
+        concept share its questions."""
+        pairs = [(c, q) for c in self.canaries for q in c.probes()]
+        return sorted(pairs, key=lambda cq: hashlib.sha256(
+            f"{self.key_id}|{cq[0].label}|{cq[0].alias}|{cq[1]}".encode()).digest())
+
+    def answers_by_alias(self, said: Mapping[str, str]) -> dict[str, str]:
+        """alias → the suspect's answers to that canary's probes, joined (what
+        :func:`canary_test` reads), from probe question → answer; canaries none of whose
+        probes were answered are left out. Every canary's answers are joined the same way, so
+        served canaries and decoys stay exchangeable under the null."""
+        out: dict[str, list[str]] = {}
+        for c, q in self.probes():
+            if q in said:
+                out.setdefault(c.alias, []).append(said[q])
+        return {a: "\n".join(texts) for a, texts in out.items()}
 
     def to_json(self) -> str:
         return json.dumps({"key_id": self.key_id, "canaries": [asdict(c) for c in self.canaries],
@@ -266,8 +284,8 @@ def canary_test(
 
     Args:
         canaries: the registry.
-        outputs: alias → the suspect's answer to that canary's probe (missing aliases are
-            counted as not reproduced; only canaries with an answer enter the test).
+        outputs: alias → the suspect's answers to that canary's probes, joined
+            (:meth:`CanarySet.answers_by_alias`); only canaries with an answer enter the test.
         alpha: the significance level for naming an account.
 
     Returns:

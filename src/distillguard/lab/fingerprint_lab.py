@@ -442,7 +442,7 @@ def run_fingerprint_lab(
         log(f"{name}: trained {student.seconds:.0f}s, loss {student.final_loss:.2f}")
         return _Answers(name, kind, student, train_tokens, ids,
                         [tok.decode(a.tolist(), skip_special_tokens=True) for a in ids],
-                        {c.alias: said[q] for c, q in hv.registry.probes()},
+                        hv.registry.answers_by_alias(said),
                         [tok.decode(a.tolist(), skip_special_tokens=True) for a in more])
 
     sc = cfg.student

@@ -105,8 +105,9 @@ def canary_line(
 
     Args:
         registry: the canary registry (served canaries per account plus decoys).
-        answers: alias → the suspect's answer to that canary's probe question. Aliases the
-            suspect was not asked about are left out of the test.
+        answers: alias → the suspect's answers to that canary's probe questions, joined
+            (:meth:`CanarySet.answers_by_alias`). Aliases the suspect was not asked about are
+            left out of the test.
         alpha: significance level for naming an account.
 
     Raises:
@@ -123,7 +124,7 @@ def canary_line(
             "answers and registry do not belong together."
         )
     result = canary_test(registry, asked, alpha=alpha)
-    prompts = {c.probe() for c in registry.canaries if c.alias in asked}
+    prompts = {q for c in registry.canaries if c.alias in asked for q in c.probes()}
     return CanaryLine(key_id=registry.key_id, n_canaries=len(asked), n_prompts=len(prompts), result=result)
 
 

@@ -59,24 +59,27 @@ def read_registry(path: str | Path) -> CanarySet:
     return registry
 
 
-def _pairs(path: Path, key: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _pairs(path: Path, key: str, *, join: bool = False) -> dict[str, str]:
+    """``key`` → answer; a repeated key: the first answer, or (``join``) all of them joined."""
+    out: dict[str, list[str]] = {}
     for n, obj in enumerate(read_jsonl(path), 1):
         if not isinstance(obj.get(key), str) or not isinstance(obj.get("answer"), str):
             raise InputError(f"{path}:{n}: each line needs string fields {key!r} and 'answer'.")
-        out.setdefault(obj[key], obj["answer"])
+        out.setdefault(obj[key], []).append(obj["answer"])
     if not out:
         raise InputError(f"{path} holds no answers.")
-    return out
+    return {k: "\n".join(v) if join else v[0] for k, v in out.items()}
 
 
 def read_alias_answers(path: str | Path) -> dict[str, str]:
-    """alias → answer from a JSONL file of ``{"alias": ..., "answer": ...}`` (first line wins).
+    """alias → answer from a JSONL file of ``{"alias": ..., "answer": ...}``: one line per
+    (canary, probe question); the answers of an alias's lines are joined, as
+    :meth:`~distillguard.fingerprint.CanarySet.answers_by_alias` joins them.
 
     Raises:
         InputError: unreadable file, a line without string ``alias`` and ``answer``, or no lines.
     """
-    return _pairs(Path(path), "alias")
+    return _pairs(Path(path), "alias", join=True)
 
 
 def read_prompt_answers(path: str | Path) -> dict[str, str]:
