@@ -125,6 +125,30 @@ def test_timing_and_topic_features():
     assert math.isclose(sweep["gap_cv"], 0.0, abs_tol=1e-9)
 
 
+def test_temperature_sweep_counts_requests_off_the_accounts_usual_setting():
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE req ({_COLS})")
+    sweep = [0.0, 0.3, 0.6, 0.9, 1.2]
+    rows = [("sweeper", i, sweep[i % 5]) for i in range(50)]
+    rows += [("person", i, 0.7 if i % 3 == 0 else None) for i in range(30)]  # sometimes sets 0.7
+    rows += [("backend", i, 0.2) for i in range(40)]
+    for acct, ts, temp in rows:
+        con.execute(
+            "INSERT INTO req VALUES (?, ?, ?, 1, '10.1.2.3', 'ua', ?, NULL, NULL, NULL, NULL)",
+            [acct, float(ts), f"prompt {ts}", temp],
+        )
+    q = render("duckdb")
+    con.execute("CREATE TABLE bench (prompt VARCHAR)")
+    con.execute(f"CREATE TABLE bench_k AS {q.bench_keys}")
+    con.execute("CREATE TABLE enriched AS " + ENRICHED.format(enrich=q.enrich))
+    cur = con.execute(q.accounts("enriched"))
+    cols = [c[0] for c in cur.description]
+    a = {x[0]: dict(zip(cols, x, strict=True)) for x in cur.fetchall()}
+    assert a["sweeper"]["n_offtemp"] == 40 and a["sweeper"]["n_temperatures"] == 5
+    assert a["person"]["n_offtemp"] == 10  # unset is the usual setting; 0.7 the other
+    assert a["backend"]["n_offtemp"] == 0
+
+
 def test_links_keep_only_values_two_accounts_share():
     # Four ring accounts share a template and a /24 + user agent; each loner has its own.
     rows = [(f"r{i}", "T1", "10.0.0", "bot/1") for i in range(4) for _ in range(2)]

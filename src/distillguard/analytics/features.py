@@ -68,6 +68,8 @@ ACCOUNT_FEATURES: dict[str, str] = {
     "n_logprob": "requests asking for logprobs",
     "n_long": "requests with max_tokens >= 2048",
     "n_temperatures": "distinct temperatures used",
+    "n_offtemp": "requests at a temperature other than the account's most used one (unset counts "
+    "as a setting of its own): a temperature sweep harvests varied answers to one prompt set",
     "single_turn_share": "share of requests that are single-turn",
     "gap_cv": "coefficient of variation of inter-arrival gaps (low = machine-regular)",
     "burstiness": "(sd - mean) / (sd + mean) of inter-arrival gaps: -1 periodic, 0 Poisson, "
@@ -221,6 +223,9 @@ tp AS (SELECT account_id, tpl_p AS t, count(*) AS c FROM e WHERE tpl_p IS NOT NU
 tsf AS (SELECT account_id, tpl_s AS t, count(*) AS c FROM e WHERE tpl_s IS NOT NULL GROUP BY account_id, tpl_s),
 tpr AS (SELECT account_id, count(*) AS np_, sum(c) AS nt FROM tp GROUP BY account_id),
 tsr AS (SELECT account_id, count(*) AS ns_, sum(c) AS nts FROM tsf GROUP BY account_id),
+tmode AS (SELECT account_id, max(c) AS c_mode FROM
+          (SELECT account_id, count(*) AS c FROM e GROUP BY account_id, coalesce(temperature, -1.0)) m0
+          GROUP BY account_id),
 tc AS (SELECT account_id, topic, count(*) AS c FROM e WHERE topic IS NOT NULL GROUP BY account_id, topic),
 tk AS (SELECT account_id, c, row_number() OVER (PARTITION BY account_id ORDER BY c DESC, topic) AS rk FROM tc),
 tt AS (SELECT account_id, count(*) AS n_topics,
@@ -237,6 +242,7 @@ SELECT b.account_id, b.n_requests, h.peak_hour, b.span_hours, b.first_ts,
   coalesce(tpr.np_, 0) AS n_templates,
   CAST(b.n_bodies AS DOUBLE) / b.n_requests AS distinct_ratio,
   b.n_cot, b.n_diverse, b.n_logprob, b.n_long, b.n_temperatures,
+  b.n_requests - tmo.c_mode AS n_offtemp,
   b.single_turn_share, b.bench_share,
   CASE WHEN tm.gm > 0 THEN coalesce(tm.gsd, 0) / tm.gm END AS gap_cv,
   CASE WHEN tm.gm > 0 THEN (coalesce(tm.gsd, 0) - tm.gm) / (coalesce(tm.gsd, 0) + tm.gm) END AS burstiness,
@@ -247,6 +253,7 @@ SELECT b.account_id, b.n_requests, h.peak_hour, b.span_hours, b.first_ts,
   coalesce(tt.n_offtopic, 0) AS n_offtopic
 FROM base b JOIN hours h ON b.account_id = h.account_id
 JOIN timing tm ON b.account_id = tm.account_id
+JOIN tmode tmo ON b.account_id = tmo.account_id
 LEFT JOIN tpr ON b.account_id = tpr.account_id
 LEFT JOIN tsr ON b.account_id = tsr.account_id
 LEFT JOIN tt ON b.account_id = tt.account_id

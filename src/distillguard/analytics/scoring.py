@@ -44,6 +44,7 @@ COUNT_FEATURES: dict[str, str] = {
     "n_diverse": "ask for many diverse examples",
     "n_logprob": "request logprobs",
     "n_long": "ask for >= 2048 output tokens",
+    "n_offtemp": "use a temperature other than the account's most used one",
     "n_offhours": "arrive in the 8 hours opposite the account's activity peak",
     "n_regular": "arrive on a metronome (gap within 10% of the mean gap)",
     "n_offtopic": "fall outside the account's 3 main topic clusters",
@@ -257,6 +258,8 @@ class BinomialTailScorer:
             )
         if f == "n_regular":
             return f" (inter-arrival CV {float(r.get('gap_cv') or 0):.2f}; Poisson traffic is 1)"
+        if f == "n_offtemp":
+            return f" ({_fmt_n(r.get('n_temperatures') or 0)} distinct temperatures: a parameter sweep)"
         if f == "n_offtopic":
             med = max(self.medians_["n_topics"], 1.0)
             return (
