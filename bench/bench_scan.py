@@ -33,17 +33,8 @@ from _report import markdown_table, write_section
 from distillguard.analytics.scan import ScanOptions, read_allowlist, scan
 from distillguard.analytics.simulate import SimConfig, simulate
 
-ATTACK = {
-    "naive_fast",
-    "low_slow",
-    "cot",
-    "logprob",
-    "sybil",
-    "hydra",
-    "paraphrase",
-    "holdout_json",
-    "holdout_ring",
-}
+# Everything else the simulator labels is an attacker (holdout variants included).
+LEGIT = {"benign", "app_backend", "benchmark", "research_lab"}
 
 
 def auroc(scores: list[float], labels: list[bool]) -> float:
@@ -67,8 +58,29 @@ def naive_rule(log: Path) -> tuple[set[str], float]:
     return flagged, time.perf_counter() - t0
 
 
-def quality(tmp: Path, seed: int, holdout: bool, n_benign: int) -> tuple[str, list[list[object]]]:
-    res = simulate(tmp / f"q{seed}", SimConfig(n_benign=n_benign, seed=seed, holdout=holdout))
+def assigned_members(labels: dict[str, dict[str, str]], by: dict[str, dict[str, object]]) -> int:
+    """Campaign members the scan put with their own campaign: per true campaign, the found
+    campaign holding most of its members counts, if those are most of that found campaign's
+    accounts (a group of 8 members and 53 strangers does not name the campaign)."""
+    found_size = Counter(str(a["campaign_id"]) for a in by.values() if a["campaign_id"])
+    members = [a for a, lab in labels.items() if lab["campaign_id"]]
+    assigned = 0
+    for cid in {labels[a]["campaign_id"] for a in members}:
+        mem = [a for a in members if labels[a]["campaign_id"] == cid]
+        got = Counter(str(by[a]["campaign_id"]) for a in mem if by[a]["campaign_id"])
+        if got:
+            found, k = got.most_common(1)[0]
+            assigned += k if 2 * k > found_size[found] else 0
+    return assigned
+
+
+def quality(
+    tmp: Path, seed: int, holdout: bool, n_benign: int, holdout2: bool = False
+) -> tuple[str, list[list[object]]]:
+    res = simulate(
+        tmp / f"q{seed}{'h2' if holdout2 else ''}",
+        SimConfig(n_benign=n_benign, seed=seed, holdout=holdout, holdout2=holdout2),
+    )
     with open(res.labels_path, encoding="utf-8") as fh:
         labels = {r["account_id"]: r for r in csv.DictReader(fh)}
     rep = scan([str(res.log_path)], ScanOptions(allowlist=read_allowlist(res.allowlist_path)))
@@ -87,21 +99,18 @@ def quality(tmp: Path, seed: int, holdout: bool, n_benign: int) -> tuple[str, li
                 f"{sum(a in naive for a in accts)}/{len(accts)}",
             ]
         )
-    att = [a for a, lab in labels.items() if lab["role"] in ATTACK]
+    att = [a for a, lab in labels.items() if lab["role"] not in LEGIT]
     ben = roles["benign"]
     camp_members = [a for a, lab in labels.items() if lab["campaign_id"]]
-    assigned = 0
-    for cid in {labels[a]["campaign_id"] for a in camp_members}:
-        mem = [a for a in camp_members if labels[a]["campaign_id"] == cid]
-        got = Counter(by[a]["campaign_id"] for a in mem if by[a]["campaign_id"])
-        assigned += got.most_common(1)[0][1] if got else 0
-    scored = [a for a in labels if labels[a]["role"] in ATTACK or labels[a]["role"] == "benign"]
-    au = auroc([by[a]["score"] for a in scored], [labels[a]["role"] in ATTACK for a in scored])
+    assigned = assigned_members(labels, by)
+    scored = [a for a in labels if labels[a]["role"] not in LEGIT or labels[a]["role"] == "benign"]
+    au = auroc([by[a]["score"] for a in scored], [labels[a]["role"] not in LEGIT for a in scored])
     summary = (
         f"{rep['summary']['events']:,} events, {len(labels)} accounts. Threshold: "
         f"{rep['summary']['threshold']['how']}. Attackers flagged "
         f"{sum(by[a]['flagged'] for a in att)}/{len(att)}; benign FPR "
         f"{sum(by[a]['flagged'] for a in ben)}/{len(ben)}; campaign members assigned to their campaign "
+        "(the found campaign holding most of them, and they are most of it) "
         f"{assigned}/{len(camp_members)}; AUROC (attackers vs benign) {au:.4f}; naive rule flags "
         f"{sum(a in naive for a in att)}/{len(att)} attackers and {sum(a in naive for a in ben)} benign."
     )
@@ -312,24 +321,42 @@ def main() -> None:
         "--distinct-events", type=int, default=1_000_000,
         help="also scan this many events whose prompt lines are all distinct (0: skip)",
     )
+    ap.add_argument(
+        "--quality-only", action="store_true",
+        help="only the quality tables, written to the analytics-quality section (no speed runs)",
+    )
     args = ap.parse_args()
+    hdr = ["role", "accounts", "flagged by scan (target FPR 0.1%)", "flagged by naive >1,000/h rule"]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         dev_sum, dev_rows = quality(tmp, 0, False, args.benign)
         ho_sum, ho_rows = quality(tmp, 1, True, args.benign)
+        h2_sum, h2_rows = quality(tmp, 1, True, args.benign, holdout2=True)
         ttd = time_to_detect(tmp)
-        sp_rows, notes = speed(tmp, args.events, args.spark_events, args.distinct_events)
-    hdr = ["role", "accounts", "flagged by scan (target FPR 0.1%)", "flagged by naive >1,000/h rule"]
+        if not args.quality_only:
+            sp_rows, notes = speed(tmp, args.events, args.spark_events, args.distinct_events)
+    quality_parts = [
+        "### Quality, development simulation (seed 0)",
+        dev_sum,
+        markdown_table(hdr, dev_rows),
+        "### Quality, held-out simulation (seed 1, with unseen attacker variants `holdout_*`)",
+        ho_sum,
+        markdown_table(hdr, ho_rows),
+        "### Quality, second held-out set (seed 1, plus `holdout2_*`: variants written by someone "
+        "who had not read the detector)",
+        h2_sum,
+        markdown_table(hdr, h2_rows),
+        "### Requests before a pure extractor is flagged (alone among 1,000 benign accounts)",
+        markdown_table(["attacker", "flagged within first k requests"], ttd),
+    ]
+    if args.quality_only:
+        body = "\n\n".join(quality_parts)
+        write_section("analytics-quality", "API-log analytics: quality on the simulator", body)
+        print(body)
+        return
     body = "\n\n".join(
         [
-            "### Quality, development simulation (seed 0)",
-            dev_sum,
-            markdown_table(hdr, dev_rows),
-            "### Quality, held-out simulation (seed 1, with unseen attacker variants `holdout_*`)",
-            ho_sum,
-            markdown_table(hdr, ho_rows),
-            "### Requests before a pure extractor is flagged (alone among 1,000 benign accounts)",
-            markdown_table(["attacker", "flagged within first k requests"], ttd),
+            *quality_parts,
             "### Speed (2-core machine)",
             markdown_table(["stage", "events", "seconds", "events/s"], sp_rows),
             " ".join(notes),

@@ -33,6 +33,26 @@ def test_template_common_to_many_accounts_links_nothing():
     assert find_candidates(links, n_accounts=50, config=LinkConfig(max_share=0.2)) == []
 
 
+def test_a_template_links_only_accounts_that_run_it():
+    # Three members each send it on most requests; a replayer of other people's prompts (600
+    # requests) shares a few openings, each with two people who use it now and then: with the
+    # shares, the members form the campaign and the replayer chains no strangers.
+    links = [{"account_id": f"m{i}", "kind": "tpl", "value": "T", "c": 40} for i in range(3)]
+    requests = {f"m{i}": 60 for i in range(3)} | {"replayer": 600}
+    for k in range(4):
+        links.append({"account_id": "replayer", "kind": "tpl", "value": f"open{k}", "c": 3})
+        for j in range(2):
+            links.append({"account_id": f"p{k}{j}", "kind": "tpl", "value": f"open{k}", "c": 2})
+            requests[f"p{k}{j}"] = 10
+    cands = find_candidates(links, 100, requests_of=requests)
+    assert [c.accounts for c in cands] == [("m0", "m1", "m2")]
+    chained = find_candidates(links, 100)  # without the shares: one component of strangers
+    assert sorted(len(c.accounts) for c in chained) == [3, 9]
+    assert find_candidates(links, 100, LinkConfig(min_template_share=0.0), requests_of=requests) == chained
+
+
 def test_config_validation():
+    with pytest.raises(ConfigError, match="min_template_share"):
+        LinkConfig(min_template_share=1.0)
     with pytest.raises(ConfigError, match="min_size"):
         LinkConfig(min_size=1)

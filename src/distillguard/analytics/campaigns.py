@@ -3,7 +3,13 @@
 Two accounts are linked when they each reuse (at least twice) the same template signature, or
 when they share a /24 client prefix together with a user agent. Templates and user agents
 used by a large share of all accounts (``max_share``, default 20%) link nothing: "Summarize this:" framing or
-a browser's user agent is shared by strangers. A component of at least ``min_size`` accounts is
+a browser's user agent is shared by strangers. A template also links an account only where it
+is at least ``min_template_share`` (default 5%) of that account's requests: a campaign's
+members run the template (the sybils of the simulator 9–59% each, a hydra member about half),
+while people share common openings ("I want you to act as") now and then, and an account that
+replays many people's prompts, or mixes them in, shares a little of everyone's openings; kept,
+those links chain strangers into one component (a 61-account "campaign" of 8 hydra members and
+53 benign accounts in the development simulation). A component of at least ``min_size`` accounts is
 a candidate campaign; it is scored by pooling its members' traffic into one pseudo-account, so
 members that each look clean are caught together. Pure: stdlib only.
 """
@@ -11,6 +17,7 @@ members that each look clean are caught together. Pure: stdlib only.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +32,7 @@ class LinkConfig:
 
     min_size: int = 3
     max_share: float = 0.2
+    min_template_share: float = 0.05
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_size, int) or self.min_size < 2:
@@ -34,6 +42,11 @@ class LinkConfig:
         if not (0 < self.max_share <= 1):
             raise ConfigError(
                 f"The 'max_share' parameter of LinkConfig must be in (0, 1]. Got {self.max_share!r} instead."
+            )
+        if not (0 <= self.min_template_share < 1):
+            raise ConfigError(
+                "The 'min_template_share' parameter of LinkConfig must be in [0, 1). "
+                f"Got {self.min_template_share!r} instead."
             )
 
 
@@ -64,11 +77,16 @@ class _DSU:
 
 
 def find_candidates(
-    links: list[dict[str, Any]], n_accounts: int, config: LinkConfig | None = None
+    links: list[dict[str, Any]],
+    n_accounts: int,
+    config: LinkConfig | None = None,
+    requests_of: Mapping[str, int] | None = None,
 ) -> list[CampaignCandidate]:
     """Return candidate campaigns from link rows ``{account_id, kind, value, c}``.
 
-    Deterministic: campaign ids are ``C001``... in order of each group's smallest account id.
+    ``requests_of`` (account → its requests) applies ``min_template_share``; without it every
+    template row links. Deterministic: campaign ids are ``C001``... in order of each group's
+    smallest account id.
     """
     cfg = config or LinkConfig()
     cap = max(cfg.min_size, int(cfg.max_share * n_accounts))
@@ -76,6 +94,9 @@ def find_candidates(
     ua_of: dict[str, set[str]] = defaultdict(set)
     for r in links:
         kind, value, acct = str(r["kind"]), str(r["value"]), str(r["account_id"])
+        n = requests_of.get(acct) if requests_of is not None else None
+        if kind == "tpl" and n is not None and float(r["c"]) < cfg.min_template_share * n:
+            continue
         by_value[(kind, value)].add(acct)
         if kind == "ua":
             ua_of[acct].add(value)

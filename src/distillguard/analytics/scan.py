@@ -146,7 +146,8 @@ def scan(
         try:
             feats = eng.accounts()
             links = eng.links()
-            cands = find_candidates(links, len(feats), LinkConfig())
+            n_of = {str(f["account_id"]): int(f["n_requests"]) for f in feats}
+            cands = find_candidates(links, len(feats), LinkConfig(), requests_of=n_of)
             pooled = eng.pooled({a: c.campaign_id for c in cands for a in c.accounts}) if cands else []
         finally:
             eng.close()

@@ -47,9 +47,10 @@ def _scan(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from distillguard.analytics.simulate import SimConfig, simulate
 
-    res = simulate(
-        Path(args.out), SimConfig(n_benign=args.benign, days=args.days, holdout=args.holdout, seed=args.seed)
+    cfg = SimConfig(
+        n_benign=args.benign, days=args.days, holdout=args.holdout, holdout2=args.holdout2, seed=args.seed
     )
+    res = simulate(Path(args.out), cfg)
     print(
         f"wrote {res.n_events:,} events from {res.n_accounts} accounts to {res.log_path} "
         f"(labels {res.labels_path}, allowlist {res.allowlist_path})"
@@ -102,4 +103,9 @@ def register(subparsers: Any) -> None:
     s.add_argument("--days", type=float, default=7.0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--holdout", action="store_true", help="add attacker variants unseen during development")
+    s.add_argument(
+        "--holdout2",
+        action="store_true",
+        help="add a second held-out set of attacker variants (roles holdout2_*)",
+    )
     s.set_defaults(func=_simulate)
