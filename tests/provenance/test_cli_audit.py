@@ -113,6 +113,11 @@ def test_radioactive_endpoint_is_flagged_with_reports(setup, capsys) -> None:
     assert code == 1, capsys.readouterr()
     doc = json.loads(out.read_text())
     assert doc["verdict"] == "radioactive" and doc["radioactivity"]["log10_p_value"] < -6
+    # 60 queries: the any-look p-value comes from the looks at 1, 2, …, 32 answers, spent
+    radio = doc["radioactivity"]
+    looks = [c for c in radio["curve"] if c["n_queries"] in (1, 2, 4, 8, 16, 32)]
+    assert len(looks) == 6 and radio["any_look_log10_p_value"] == radio["curve"][-1]["log10_p_any_look"]
+    assert radio["log10_p_value"] < radio["any_look_log10_p_value"] < 0
     assert doc["controls"]["passed"] and doc["controls"]["n_keys"] == 20
     assert len(srv.requests) == 61  # 60 prompts + one rate-limited retry
     assert "<svg" in html.read_text()
