@@ -30,7 +30,13 @@ import numpy as np
 
 from distillguard.errors import ConfigError, InputError
 from distillguard.lab.run import CURVE_MARKS, answer_controls, logged_prompt_order
-from distillguard.lab.student import StudentConfig, base_model_student, student_vocab, train_student
+from distillguard.lab.student import (
+    Student,
+    StudentConfig,
+    base_model_student,
+    student_vocab,
+    train_student,
+)
 from distillguard.provenance.controls import ControlsResult, null_controls
 from distillguard.provenance.radioactivity import RadioactivityResult, radioactivity_test
 from distillguard.provenance.reading import ReadingItem, ReadingResult, reading_test
@@ -357,6 +363,39 @@ def _reference_reader(
     return items
 
 
+class _StudentReader:
+    """One student's reading items and reading tests per list of harvest texts, each computed
+    once (the corpus's own texts are often all of the texts read)."""
+
+    def __init__(
+        self,
+        student: Student,
+        texts: list[tuple[np.ndarray, np.ndarray]],
+        scheme: WatermarkScheme,
+        reference: Callable[[list[int]], list[ReadingItem]] | None,
+    ) -> None:
+        self._student, self._texts, self._scheme, self._reference = student, texts, scheme, reference
+        self._items: dict[tuple[int, ...], list[ReadingItem]] = {}
+        self._tests: dict[tuple[tuple[int, ...], str], ReadingResult] = {}
+
+    def items(self, indices: tuple[int, ...]) -> list[ReadingItem]:
+        if indices not in self._items:
+            self._items[indices] = self._student.reading_items([self._texts[i] for i in indices])
+        return self._items[indices]
+
+    def test(self, indices: tuple[int, ...], statistic: str) -> ReadingResult:
+        """The reading test of these texts; ``contrast`` reads them against the reference."""
+        key = (indices, statistic)
+        if key not in self._tests:
+            ref = None
+            if statistic == "contrast" and self._reference is not None:
+                ref = self._reference(list(indices))
+            self._tests[key] = reading_test(
+                self._scheme, self.items(indices), statistic=statistic, reference=ref
+            )
+        return self._tests[key]
+
+
 def run_contamination(
     bundle: ContaminationBundle,
     scheme: WatermarkScheme,
@@ -449,28 +488,20 @@ def run_contamination(
             k: radioactivity_test(scheme, a, curve_points=12, curve_at=CURVE_MARKS)
             for k, a in answers.items()
         }
-        read_items = student.reading_items(reading_texts)
-        read = reading_test(scheme, read_items, statistic="mass")
-        trained = sorted(seen_texts[name])[: cfg.reading_texts]
-        all_read = list(range(len(reading_texts)))
-        trained_items = read_items if trained == all_read else (
-            student.reading_items([harvest_texts[i] for i in trained]) if trained else None
-        )
-        read_trained = None if trained_items is None else (
-            read if trained_items is read_items else reading_test(scheme, trained_items, statistic="mass")
-        )
+        all_read = tuple(range(len(reading_texts)))
+        trained = tuple(sorted(seen_texts[name])[: cfg.reading_texts])
+        reader = _StudentReader(student, harvest_texts, scheme, reference)
+        read = reader.test(all_read, "mass")
+        read_trained = reader.test(trained, "mass") if trained else None
         contrast = contrast_trained = contrast_controls = None
         if reference is not None:
-            contrast = reading_test(scheme, read_items, statistic="contrast", reference=reference(all_read))
+            contrast = reader.test(all_read, "contrast")
+            contrast_trained = reader.test(trained, "contrast") if trained else None
             # the controls read the texts the auditor leans on: the corpus's own, else the first N
-            items, ref = read_items, reference(all_read)
-            if trained_items is not None:
-                items, ref = trained_items, reference(trained)
-                contrast_trained = contrast if items is read_items else reading_test(
-                    scheme, items, statistic="contrast", reference=ref
-                )
+            leaned_on = trained or all_read
             contrast_controls = _contrast_controls(
-                scheme, items, ref, n_keys=cfg.n_controls, rng=np.random.default_rng([cfg.seed, position])
+                scheme, reader.items(leaned_on), reference(list(leaned_on)), n_keys=cfg.n_controls,
+                rng=np.random.default_rng([cfg.seed, position]),
             )
         row = ContaminationStudent(
             name, wm / n_tok, wm, n_tok, steps, student.final_loss, student.seconds,
