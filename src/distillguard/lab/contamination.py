@@ -347,32 +347,16 @@ def _contrast_controls(
     )
 
 
-def _reference_reader(
-    cfg: ContaminationConfig, texts: list[tuple[np.ndarray, np.ndarray]]
-) -> Callable[[list[int]], list[ReadingItem]]:
-    """SmolLM2's (as shipped) predictions on a list of harvest texts, each list read once."""
-    reader = base_model_student(cfg.student)
-    cache: dict[tuple[int, ...], list[ReadingItem]] = {}
-
-    def items(indices: list[int]) -> list[ReadingItem]:
-        key = tuple(indices)
-        if key not in cache:
-            cache[key] = reader.reading_items([texts[i] for i in indices])
-        return cache[key]
-
-    return items
-
-
 class _StudentReader:
-    """One student's reading items and reading tests per list of harvest texts, each computed
-    once (the corpus's own texts are often all of the texts read)."""
+    """One student's (or the reference model's) reading items and reading tests per list of
+    harvest texts, each computed once (the corpus's own texts are often all of the texts read)."""
 
     def __init__(
         self,
         student: Student,
         texts: list[tuple[np.ndarray, np.ndarray]],
         scheme: WatermarkScheme,
-        reference: Callable[[list[int]], list[ReadingItem]] | None,
+        reference: Callable[[tuple[int, ...]], list[ReadingItem]] | None,
     ) -> None:
         self._student, self._texts, self._scheme, self._reference = student, texts, scheme, reference
         self._items: dict[tuple[int, ...], list[ReadingItem]] = {}
@@ -389,7 +373,7 @@ class _StudentReader:
         if key not in self._tests:
             ref = None
             if statistic == "contrast" and self._reference is not None:
-                ref = self._reference(list(indices))
+                ref = self._reference(indices)
             self._tests[key] = reading_test(
                 self._scheme, self.items(indices), statistic=statistic, reference=ref
             )
@@ -453,7 +437,12 @@ def run_contamination(
     distilled_answers: dict[str, list[np.ndarray]] = {}
     n_params = n_trained = 0
     per_step, per_audit = 0.0, 0.0  # seconds, measured on the students trained so far
-    reference = _reference_reader(cfg, harvest_texts) if cfg.reading_reference else None
+    # SmolLM2's (as shipped) predictions on a list of harvest texts, each list read once
+    reference = (
+        _StudentReader(base_model_student(cfg.student), harvest_texts, scheme, None).items
+        if cfg.reading_reference
+        else None
+    )
     for position, (name, (seqs, wm)) in enumerate(corpora.items()):
         if cfg.students is not None and name not in cfg.students:
             continue
@@ -500,7 +489,7 @@ def run_contamination(
             # the controls read the texts the auditor leans on: the corpus's own, else the first N
             leaned_on = trained or all_read
             contrast_controls = _contrast_controls(
-                scheme, reader.items(leaned_on), reference(list(leaned_on)), n_keys=cfg.n_controls,
+                scheme, reader.items(leaned_on), reference(leaned_on), n_keys=cfg.n_controls,
                 rng=np.random.default_rng([cfg.seed, position]),
             )
         row = ContaminationStudent(
