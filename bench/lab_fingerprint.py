@@ -120,6 +120,27 @@ def _targets(res: FingerprintLabResult) -> list[str]:
     ]
 
 
+def _spread(xs: list[int]) -> str:
+    return f"median {xs[len(xs) // 2]} (range {xs[0]}–{xs[-1]})" if xs else "none"
+
+
+def _probe_lines(res: FingerprintLabResult) -> list[str]:
+    """Which probe form reproduced the canaries, and how often the reproduced ones were served."""
+    exp = res.canary_exposures
+    lines = [f"Canary hits by probe form ({res.distiller}'s canaries / decoys): " + "; ".join(
+        f"{s.name}: " + ", ".join(f"{form} {a}/{d}" for form, (a, d) in s.hits_by_probe.items())
+        for s in res.suspects) + "."]
+    served = sorted(exp.values())
+    if served:
+        hit = sorted(exp[a] for s in res.by_kind("distilled") for a in s.canary_hit_aliases)
+        missed = sorted(n for s in res.by_kind("distilled") for a, n in exp.items()
+                        if a not in s.canary_hit_aliases)
+        lines.append(f"Exposures: {res.distiller}'s {len(served)} canaries were each served in "
+                     f"{_spread(served)} harvest answers; those a distilled student reproduced "
+                     f"{_spread(hit)}, those it did not {_spread(missed)}.")
+    return lines
+
+
 def render(res: FingerprintLabResult) -> str:
     cfg, q, sc = res.config, res.quality, res.config.student
     training = f"{sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens at lr {sc.lr:g}"
@@ -157,8 +178,8 @@ def render(res: FingerprintLabResult) -> str:
            "as the harvest, same recipe and size: our model as a tiny student echoes it." if cfg.proxy
            else "."),
         f"Audit as `distillguard audit` runs it: {res.canary_questions} canary probe questions "
-        "(per concept: another name for it, and completing the planted sentence up to the alias) "
-        f"(answers ≤ {2 * cfg.max_new_tokens} tokens), {res.probe_prompts} behavioural probes (held-out "
+        "(per concept: another name for it, and completing the planted sentence up to the alias; "
+        f"answers ≤ {2 * cfg.max_new_tokens} tokens), {res.probe_prompts} behavioural probes (held-out "
         "ShareGPT prompts; references: ShareGPT's ChatGPT answers + the reference students; "
         "character-4-gram Jaccard; a second behavioural line puts the proxy in place of our model, "
         "against the reference students only), watermark radioactivity on the same probe answers; "
@@ -174,6 +195,8 @@ def render(res: FingerprintLabResult) -> str:
         f"{res.auroc['behaviour (proxy)']:.2f}, "
         f"watermark {res.auroc['watermark']:.2f}, combined "
         f"{res.auroc['combined']:.2f} ({cfg.n_distilled} × {cfg.n_controls} pairs: a coarse estimate).",
+        "",
+        *_probe_lines(res),
         "",
         "Survival (each line's remaining strength):",
         "",
@@ -213,7 +236,7 @@ def main() -> int:
     ap.add_argument("--sharegpt", type=int, default=600, help="ShareGPT prompts the extraction account sends")
     ap.add_argument("--sweep-repeats", type=int, default=1, help="topic-sweep questions per canary concept")
     ap.add_argument("--accounts", type=int, default=8, help="accounts enrolled in canary mode")
-    ap.add_argument("--decoys", type=int, default=200, help="never-served decoy canaries")
+    ap.add_argument("--decoys", type=int, default=CanaryConfig().decoys, help="never-served decoy canaries")
     ap.add_argument("--distilled", type=int, default=3, help="distilled students (seeds)")
     ap.add_argument("--controls", type=int, default=3, help="independent control students (suspects)")
     ap.add_argument("--references", type=int, default=2, help="independent reference students")

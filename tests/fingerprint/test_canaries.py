@@ -22,7 +22,37 @@ def test_deterministic_unique_and_keyed() -> None:
     assert len(aliases) == len(set(aliases))
     other = make_canaries(bytes(32), "kid", ["acct-a"], CONCEPTS, CanaryConfig())
     assert {c.alias for c in other.canaries}.isdisjoint({c.alias for c in a.canaries})
-    assert len(a.decoys) == 200 and len(a.for_account("acct-a")) == 40
+    assert len(a.decoys) == 2000 and len(a.for_account("acct-a")) == 40
+
+
+def test_more_decoys_keep_every_served_canary_and_cost_no_questions() -> None:
+    from distillguard.fingerprint.concepts import default_concepts
+    from distillguard.provenance.lines import canary_prompts
+
+    concepts = default_concepts()
+    few = make_canaries(KEY, "kid", ["acct-a", "acct-b"], concepts, CanaryConfig(decoys=200))
+    many = make_canaries(KEY, "kid", ["acct-a", "acct-b"], concepts, CanaryConfig())
+    served = [c for c in few.canaries if not c.is_decoy]
+    assert served == [c for c in many.canaries if not c.is_decoy]
+    assert set(few.decoys) <= set(many.decoys)
+    # questions are per concept: the default decoys reach every concept, so the probe set is
+    # the packaged list asked two ways, however many decoys there are
+    assert len(canary_prompts(many)) == 2 * len(concepts)
+
+
+def test_each_reproduced_canary_buys_more_against_more_decoys() -> None:
+    concepts = [f"concept {i}" for i in range(100)]
+    results = []
+    for decoys in (200, 2000):
+        cs = make_canaries(KEY, "kid", ["acct-a"], concepts, CanaryConfig(decoys=decoys))
+        mine = cs.for_account("acct-a")
+        answers = {c.alias: "no idea" for c in cs.canaries}
+        answers |= {c.alias: f"it is the {c.alias} rule" for c in mine[:5]}
+        results.append(canary_test(cs, answers))
+    few, many = results
+    assert few.per_account["acct-a"]["hits"] == many.per_account["acct-a"]["hits"] == 5
+    # C(40,5)/C(240,5) ≈ 1e-4.0 vs C(40,5)/C(2040,5) ≈ 1e-8.65
+    assert -4.1 < few.log10_p_value < -3.9 and -8.8 < many.log10_p_value < -8.5
 
 
 def test_plant_only_touches_matching_answers() -> None:

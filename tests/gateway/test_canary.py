@@ -113,3 +113,23 @@ def test_a_registry_from_before_style_canaries_is_brought_up_to_date(tmp_path: P
     assert load_registry(path).style == ()
     service = CanaryService(key, path)  # the gateway restarts on the new version
     assert load_registry(path).style_bits() == service.registry.style_bits() != {}
+
+
+def test_a_registry_gains_decoys_but_never_changes_a_served_canary(tmp_path: Path) -> None:
+    from distillguard.errors import InputError
+    from distillguard.fingerprint.canaries import CanaryConfig
+    from distillguard.gateway.canary import CanaryService, load_registry
+    from distillguard.watermark import SecretKey
+
+    key, path = SecretKey(bytes(range(32))), tmp_path / "canaries.json"
+    CanaryService(key, path, config=CanaryConfig(decoys=200)).enroll("acct-a")
+    before = load_registry(path)
+    CanaryService(key, path)  # restarted with the default, more decoys
+    after = load_registry(path)
+    assert after.for_account("acct-a") == before.for_account("acct-a")
+    assert len(after.decoys) == 2000 and set(before.decoys) <= set(after.decoys)
+    # fewer canaries per account would re-derive what was served: refused, file untouched
+    text = path.read_text(encoding="utf-8")
+    with pytest.raises(InputError, match="served canaries would change"):
+        CanaryService(key, path, config=CanaryConfig(per_account=10))
+    assert path.read_text(encoding="utf-8") == text

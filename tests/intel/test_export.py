@@ -75,7 +75,7 @@ def test_bundle_is_valid_stix_and_reimports(bundle_a):
             assert all(0 <= v < 2**53 for v in o["extensions"][EXT_PROPERTIES]["minhash"])
         if o["type"] == "campaign":
             profile = o["extensions"][EXT_PROPERTIES]["profile"]
-            assert {"gap_cv", "distinct_ratio", "requests_per_active_hour"} <= set(profile)
+            assert {"gap_cv", "distinct_ratio", "offtemp_share", "requests_per_active_hour"} <= set(profile)
         if o["type"] == "distillguard-pseudonym":
             assert o["extensions"] == {EXT_PSEUDONYM: {"extension_type": "new-sco"}}
 

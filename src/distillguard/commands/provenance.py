@@ -267,7 +267,8 @@ def _audit(args: argparse.Namespace) -> int:
     if registry is not None:
         if args.canary_answers:
             by_alias = read_alias_answers(args.canary_answers)
-            texts += list(by_alias.values())
+            # aliases of one concept share its questions' answers: read each answer once
+            texts += list(dict.fromkeys(by_alias.values()))
         else:
             questions = canary_prompts(registry)
             said = dict(zip(questions, ask(questions, "canary probes"), strict=True))

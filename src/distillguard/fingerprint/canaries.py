@@ -18,6 +18,13 @@ tell them apart), so the number of a's canaries among all reproduced aliases is 
 Fisher's exact test, one-sided, computed in log space. The decoys thereby measure this very
 suspect's chance rate of emitting any such alias (e.g. a model that echoes odd words).
 
+Decoys cost no queries: the probe questions name the concept, not the alias, so one answer is
+checked against every alias of its concept, served or decoy. With n served canaries, D decoys and
+no decoy reproduced, k reproduced canaries give p = C(n, k) / C(n + D, k) ≈ (n / (n + D))^k, so the
+decoys set the p-value each reproduced canary buys: 40 canaries against 200 decoys need ~9 hits
+for 1e-7, against 2,000 decoys 5. Hence the default of 2,000 (≈ 12 per concept of the packaged
+list of 166, all of which are then probed: 332 questions).
+
 Tracing runs the test for every account that was ever served canaries and corrects with Holm.
 """
 
@@ -39,10 +46,12 @@ from distillguard.fingerprint.style import style_bits
 from distillguard.stats import holm_log
 
 __all__ = [
+    "PROBE_FORMS",
     "Canary",
     "CanaryConfig",
     "CanaryResult",
     "CanarySet",
+    "alias_reproduced",
     "canary_test",
     "make_canaries",
 ]
@@ -56,6 +65,8 @@ _CODAS = ("", "n", "l", "r", "s", "th", "m", "v")
 _KINDS = ("method", "principle", "effect", "pattern", "rule", "technique")
 _DOMAIN = b"distillguard/v1/canary"
 _DECOY_PREFIX = "decoy:"
+# What each of :meth:`Canary.probes` asks, in that order (reports count hits per form).
+PROBE_FORMS = ("another name", "sentence completion")
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,14 @@ class CanaryConfig:
 
     Args:
         per_account: canaries made for each served account (more canaries, more power).
-        decoys: never-served canaries that calibrate the test (≥ per_account recommended).
+        decoys: never-served canaries that calibrate the test. They cost no probe queries once
+            every concept carries one (questions are per concept), and each reproduced served
+            canary is worth ≈ log10((per_account + decoys) / per_account) orders of magnitude.
         syllables: length of each alias in syllables (3 gives ~8.8e8 distinct aliases).
     """
 
     per_account: int = 40
-    decoys: int = 200
+    decoys: int = 2000
     syllables: int = 3
 
     def __post_init__(self) -> None:
@@ -270,7 +283,8 @@ class CanaryResult:
         return asdict(self)
 
 
-def _hit(output: str, alias: str) -> bool:
+def alias_reproduced(output: str, alias: str) -> bool:
+    """Whether ``output`` names ``alias`` as a word (case-insensitive): a canary hit."""
     return re.search(rf"\b{re.escape(alias.lower())}\b", output.lower()) is not None
 
 
@@ -297,13 +311,13 @@ def canary_test(
     if not decoys:
         raise InputError("canary_test needs answers to decoy probes: without them the chance "
                          "rate of this suspect is unknown.")
-    decoy_hits = sum(_hit(outputs[c.alias], c.alias) for c in decoys)
+    decoy_hits = sum(alias_reproduced(outputs[c.alias], c.alias) for c in decoys)
     rows: dict[str, dict[str, float | int]] = {}
     for account in canaries.accounts:
         mine = [c for c in answered if c.label == account]
         if not mine:
             continue
-        hits = sum(_hit(outputs[c.alias], c.alias) for c in mine)
+        hits = sum(alias_reproduced(outputs[c.alias], c.alias) for c in mine)
         total, success, draws = len(mine) + len(decoys), hits + decoy_hits, len(mine)
         # P(X >= hits), X ~ Hypergeom(population=total, successes=success, draws=draws)
         log_p = float(hypergeom.logsf(hits - 1, total, success, draws)) if hits else 0.0

@@ -42,8 +42,33 @@ class CanaryService:
         self._lock = threading.Lock()
         self._accounts: list[str] = self._read_accounts()
         self._rebuild()
-        if self._accounts and self._stored_registry() != json.loads(self._set.to_json()):
-            self._save()  # a registry written by an older version gains what is now planted (style bits)
+        stored = self._stored_registry()
+        self._check_served_kept(stored)
+        if self._accounts and stored != json.loads(self._set.to_json()):
+            # a registry written by an older version or with fewer decoys gains what is now made
+            # (style bits, decoys); the served canaries were just checked to be the same
+            self._save()
+
+    def _check_served_kept(self, stored: object) -> None:
+        # Served canaries are evidence already out in the world: a change of config (canaries per
+        # account, decoys) that would re-derive any of them differently must not overwrite them.
+        if not isinstance(stored, dict):
+            return
+        try:
+            before = {(c["label"], c["concept"], c["alias"]) for c in stored.get("canaries", [])
+                      if not str(c["label"]).startswith("decoy:")}
+        except (TypeError, KeyError):
+            raise InputError(f"canary registry {self._path}: its 'registry' holds malformed canaries; "
+                             "expected objects with label, concept and alias") from None
+        now = {(c.label, c.concept, c.alias) for c in self._set.canaries if not c.is_decoy}
+        lost = before - now
+        if lost:
+            label, concept, alias = sorted(lost)[0]
+            raise InputError(
+                f"canary registry {self._path}: with this canary config {len(lost)} served canaries "
+                f"would change (e.g. {alias!r} for {concept!r}, account {label!r}); start the gateway "
+                "with the config the registry was made with"
+            )
 
     def _read_accounts(self) -> list[str]:
         if not self._path.exists():

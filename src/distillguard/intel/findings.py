@@ -49,6 +49,7 @@ PROFILE_FEATURES: tuple[str, ...] = (
     "diverse_share",
     "logprob_share",
     "long_share",
+    "offtemp_share",
     "requests_per_active_hour",
 )
 _SIMILAR_TEMPLATE = 0.8
@@ -157,6 +158,7 @@ _COUNT_OF = {
     "diverse_share": "n_diverse",
     "logprob_share": "n_logprob",
     "long_share": "n_long",
+    "offtemp_share": "n_offtemp",  # parameter sweeps: requests off the account's usual temperature
 }
 
 

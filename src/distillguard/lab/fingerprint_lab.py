@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from distillguard.errors import ConfigError, InputError
-from distillguard.fingerprint.canaries import CanaryConfig, CanarySet
+from distillguard.fingerprint.canaries import PROBE_FORMS, CanaryConfig, CanarySet, alias_reproduced
 from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
 from distillguard.fingerprint.concepts import default_concepts
 from distillguard.lab.canary_cost import QualityCost, quality_cost, token_ids
@@ -296,6 +296,10 @@ class SuspectResult:
     combined: CombinedEvidence
     canary_answer_example: str
     behaviour_proxy: BehaviourLine | None = None  # vs our proxy student, references: students
+    # the distiller's canaries this student reproduced (alias), and per probe form (PROBE_FORMS)
+    # how many of the distiller's canaries and of the decoys each form's answer reproduced
+    canary_hit_aliases: tuple[str, ...] = ()
+    hits_by_probe: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def behaviour_log10_p(self) -> float:
@@ -327,6 +331,7 @@ class FingerprintLabResult:
     harvest_seconds: float
     probe_prompts: int
     canary_questions: int
+    canary_exposures: dict[str, int]         # the distiller's alias -> served answers carrying it
     suspects: tuple[SuspectResult, ...]
     auroc: dict[str, float]
     auroc_by_probes: dict[int, float]
@@ -385,7 +390,8 @@ class _Answers:
     train_tokens: int
     probe_ids: list[np.ndarray]
     probe_texts: list[str]
-    canary_texts: dict[str, str]
+    canary_texts: dict[str, str]          # alias -> its probes' answers, joined
+    canary_said: dict[str, str]           # canary probe question -> answer (each asked once)
     style_texts: list[str]
 
 
@@ -442,7 +448,7 @@ def run_fingerprint_lab(
         log(f"{name}: trained {student.seconds:.0f}s, loss {student.final_loss:.2f}")
         return _Answers(name, kind, student, train_tokens, ids,
                         [tok.decode(a.tolist(), skip_special_tokens=True) for a in ids],
-                        hv.registry.answers_by_alias(said),
+                        hv.registry.answers_by_alias(said), said,
                         [tok.decode(a.tolist(), skip_special_tokens=True) for a in more])
 
     sc = cfg.student
@@ -477,8 +483,8 @@ def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme
 
     ln10 = math.log(10)
     can = canary_line(hv.registry, run.canary_texts, alpha=cfg.alpha)
-    # like `distillguard audit`: the style line reads every answer the suspect gave
-    sty = style_line(hv.registry, [*run.probe_texts[:n_probes], *run.canary_texts.values(), *run.style_texts],
+    # like `distillguard audit`: the style line reads every answer the suspect gave (each once)
+    sty = style_line(hv.registry, [*run.probe_texts[:n_probes], *run.canary_said.values(), *run.style_texts],
                      alpha=cfg.alpha)
     beh = None if run.kind == "reference" else behaviour_line(
         list(hv.probes[:n_probes]), run.probe_texts[:n_probes], list(hv.ours[:n_probes]),
@@ -500,13 +506,35 @@ def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme
     example = next((said[c.alias] for c in mine if c.alias.lower() in said[c.alias].lower()),
                    said[mine[0].alias])
     st = run.student
+    hit = tuple(c.alias for c in mine if alias_reproduced(said[c.alias], c.alias))
     return SuspectResult(
         name=run.name, kind=run.kind, train_tokens=run.train_tokens,
         final_loss=st.final_loss, train_seconds=st.seconds, canary=can, style=sty,
         behaviour=beh,
         watermark_log10_p=wm.log10_p_value, combined=combine_evidence(lines, alpha=cfg.alpha),
-        canary_answer_example=example, behaviour_proxy=beh_proxy,
+        canary_answer_example=example, behaviour_proxy=beh_proxy, canary_hit_aliases=hit,
+        hits_by_probe=_hits_by_probe(hv.registry, run.canary_said, cfg.distiller_id),
     )
+
+
+def _hits_by_probe(registry: CanarySet, said: dict[str, str], account: str) -> dict[str, tuple[int, int]]:
+    """Per probe form: (the account's canaries, decoys) whose alias that form's answer names."""
+    out = {}
+    for i, form in enumerate(PROBE_FORMS):
+        counts = [0, 0]
+        for c in registry.canaries:
+            if c.label != account and not c.is_decoy:
+                continue
+            answer = said.get(c.probes()[i])
+            if answer is not None and alias_reproduced(answer, c.alias):
+                counts[c.is_decoy] += 1
+        out[form] = (counts[0], counts[1])
+    return out
+
+
+def canary_exposures(registry: CanarySet, account: str, served: Sequence[str]) -> dict[str, int]:
+    """The account's alias → how many served answers carried its canary sentence."""
+    return {c.alias: sum(c.sentence() in t for t in served) for c in registry.for_account(account)}
 
 
 def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme, key: SecretKey,
@@ -547,7 +575,8 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
         vocab_size=runs[0].student.vocab.size, harvest_answers=len(hv.records),
         harvest_tokens=int(sum(len(r.prompt_ids) + len(r.token_ids) for r in hv.records)),
         harvest_seconds=hv.seconds, probe_prompts=cfg.n_probes,
-        canary_questions=len(canary_prompts(hv.registry)), suspects=suspects,
+        canary_questions=len(canary_prompts(hv.registry)),
+        canary_exposures=canary_exposures(hv.registry, cfg.distiller_id, hv.served), suspects=suspects,
         auroc={k: area(f, suspects) for k, f in scores.items()}, auroc_by_probes=by_probes,
         auroc_by_probes_proxy=by_probes_proxy,
         quality=quality, seconds=time.perf_counter() - t_start,
