@@ -157,7 +157,32 @@ def test_failing_endpoint_keeps_partial_answers_and_resumes(setup, capsys) -> No
     finally:
         srv.close()
     assert code == 1 and len(srv.requests) == 60 - 24
-    assert len(cache.read_text().splitlines()) == 60
+    lines = [json.loads(x) for x in cache.read_text().splitlines()]
+    assert len(lines) == 61 and lines[-1]["completed_audit"]["watermark_queries"] == 60
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["sequential"] is False  # the failed run never completed: not a look
+
+
+def test_an_audit_extended_on_its_cache_is_judged_by_the_any_look_p_value(setup, capsys) -> None:
+    cache, out = setup["tmp"] / "extend.jsonl", setup["tmp"] / "e.json"
+    srv = FakeOpenAI(_answering(setup["radio"]))
+    try:
+        first = main(audit_args(setup, srv.url, out, "--answers-cache", str(cache), "--queries", "30"))
+        fixed = json.loads(out.read_text())
+        capsys.readouterr()
+        second = main(audit_args(setup, srv.url, out, "--answers-cache", str(cache)))
+    finally:
+        srv.close()
+    assert first == second == 1 and fixed["settings"]["sequential"] is False
+    assert fixed["combined_log10_p_value"] == pytest.approx(fixed["radioactivity"]["log10_p_value"])
+    assert "completed at 30 watermark queries" in capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    radio = doc["radioactivity"]
+    assert doc["settings"]["sequential"] is True and len(srv.requests) == 60
+    # the verdict rests on the any-look p-value, weaker than the fixed-count one at 60 answers
+    assert doc["combined_log10_p_value"] == pytest.approx(radio["any_look_log10_p_value"])
+    assert radio["any_look_log10_p_value"] > radio["log10_p_value"]
+    assert any(n.startswith("Sequential audit") for n in doc["notes"])
 
 
 def test_unreachable_endpoint_is_a_clear_error(setup, capsys) -> None:

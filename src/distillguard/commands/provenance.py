@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,7 +200,12 @@ def _audit(args: argparse.Namespace) -> int:
         read_registry,
         sharegpt_answers,
     )
-    from distillguard.provenance.suspects import local_reading_items, query_suspect
+    from distillguard.provenance.suspects import (
+        completed_audits,
+        local_reading_items,
+        query_suspect,
+        record_completed_audit,
+    )
 
     @cache
     def tokenizer() -> Any:
@@ -216,6 +222,7 @@ def _audit(args: argparse.Namespace) -> int:
         reading_statistic=args.reading_statistic or ("contrast" if args.reading_reference else "mass"),
         combine=args.combine,
         trace_min_count=args.trace_min_count,
+        sequential=args.sequential,
     )
     if args.open_model and not args.model_dir:
         raise ConfigError("--open-model needs --model-dir (the suspect's weights).")
@@ -251,6 +258,7 @@ def _audit(args: argparse.Namespace) -> int:
         return texts
 
     answers = None
+    watermark_queries = 0  # prompts sent to the suspect for the watermark line (0: none sent)
     texts: list[str] = []  # every answer of the suspect as text: the style canaries read them all
     if scheme is not None and args.answers:
         rows = _token_rows(Path(args.answers), "token_ids")
@@ -263,6 +271,15 @@ def _audit(args: argparse.Namespace) -> int:
             raise ConfigError("No prompts to send (check --prompts, --queries, --prompt-offset).")
         texts += ask(prompts, "watermark")
         answers = tokenizer().encode_batch(texts)
+        watermark_queries = len(prompts)
+        earlier = [n for n in completed_audits(cache_path) if n != watermark_queries]
+        if earlier and not settings.sequential:
+            # an audit of another size completed on this cache and its result was seen: this
+            # count was chosen after looking, so only the any-look p-value is valid
+            settings = replace(settings, sequential=True)
+            print(f"note: {cache_path} holds an audit that completed at {earlier[-1]} watermark queries; "
+                  "this one is sequential (the black-box verdict uses the any-look p-value).",
+                  file=sys.stderr)
     canaries = None
     if registry is not None:
         if args.canary_answers:
@@ -355,6 +372,8 @@ def _audit(args: argparse.Namespace) -> int:
         commands=(command,),
     )
     Path(args.out).write_text(report.to_json() + "\n", encoding="utf-8")
+    if cache_path is not None and watermark_queries:
+        record_completed_audit(cache_path, watermark_queries)
     if args.html:
         Path(args.html).write_text(report.to_html(), encoding="utf-8")
     if args.markdown:
@@ -460,6 +479,13 @@ def register(subparsers: Any) -> None:
         "--backoff", type=float, default=1.0, help="first retry wait in seconds, doubled each time"
     )
     p.add_argument("--answers-cache", help="JSONL where answers are appended as they arrive (resume)")
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="the query count is not fixed in advance (you will extend the audit if it is close): judge "
+        "the black-box line by its any-look p-value; automatic when --answers-cache holds an audit "
+        "that completed at another count",
+    )
     p.add_argument("--served", help="JSONL of our served outputs (token_ids or text): context filter")
     p.add_argument("--open-model", action="store_true", help="also run the reading test (needs --model-dir)")
     p.add_argument("--reading-texts", help="JSONL of our watermarked texts: token_ids (+ prompt_ids)")

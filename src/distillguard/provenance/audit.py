@@ -47,6 +47,10 @@ class AuditSettings:
             (see :func:`~distillguard.provenance.tracing.trace_accounts`; exact for any value,
             but fix it before looking at the suspect's answers). ``"auto"`` (default): every rung
             of the pre-registered ladder 1, 2, 3, 5 at alpha / 4, Bonferroni.
+        sequential: the number of queries was not fixed in advance (the audit extends one whose
+            result was seen, or the auditor will watch the curve): the black-box line enters the
+            verdict with its any-look p-value (``RadioactivityResult.any_look_log10_p_value``),
+            valid however the audit stopped, instead of the p-value at a count fixed in advance.
     """
 
     alpha: float = 1e-6
@@ -57,6 +61,7 @@ class AuditSettings:
     reading_statistic: str = "mass"
     combine: str = "bonferroni"
     trace_min_count: MinCount = "auto"
+    sequential: bool = False
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
@@ -190,6 +195,7 @@ def run_audit(
         style=style,
         behaviour=behaviour,
         combine=cfg.combine,
+        sequential=cfg.sequential,
         settings=settings_doc,
         commands=commands,
     )

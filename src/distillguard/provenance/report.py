@@ -100,6 +100,7 @@ def build_report(
     style: StyleLine | None = None,
     behaviour: BehaviourLine | None = None,
     combine: str = "bonferroni",
+    sequential: bool = False,
     settings: dict[str, Any] | None = None,
     commands: tuple[str, ...] = (),
 ) -> AuditReport:
@@ -116,16 +117,27 @@ def build_report(
     outputs carries all three for the same reason, so nothing is counted twice) or "fisher"
     (only if the lines are independent; the report says so).
 
+    ``sequential``: the query count was not fixed in advance, so the black-box line enters with
+    its any-look p-value (valid for any stopping rule) rather than the fixed-count one.
+
     Raises:
         InputError: no line of evidence at all.
         ConfigError: unknown ``combine`` method.
     """
     wm_lines = []
+    notes: list[str] = []
     if radioactivity is not None:
-        wm_lines.append(Evidence("radioactivity (black-box)", radioactivity.log10_p_value * math.log(10)))
+        black_box = radioactivity.log10_p_value
+        if sequential and radioactivity.any_look_log10_p_value is not None:
+            black_box = radioactivity.any_look_log10_p_value
+            notes.append(
+                "Sequential audit (the query count was not fixed in advance, e.g. an earlier audit of "
+                "this suspect was extended): the black-box line uses the any-look p-value "
+                f"({_fmt_p(black_box)}; at this count alone {_fmt_p(radioactivity.log10_p_value)})."
+            )
+        wm_lines.append(Evidence("radioactivity (black-box)", black_box * math.log(10)))
     if reading is not None:
         wm_lines.append(Evidence("reading (open model)", reading.log10_p_value * math.log(10)))
-    notes: list[str] = []
     if wm_lines:
         comb = combine_evidence(wm_lines, alpha=alpha, method="bonferroni")
         log10_p, method = comb.log10_p_value, comb.assumption

@@ -8,7 +8,10 @@ A suspect answers prompts with text:
 - :class:`AnswersFileSuspect` — answers already collected, one JSON object a line.
 
 :func:`query_suspect` asks in batches and appends every answer to a JSONL cache as it arrives,
-so an interrupted audit keeps its partial results and resumes where it stopped.
+so an interrupted audit keeps its partial results and resumes where it stopped. The cache also
+remembers each audit that completed on it (:func:`record_completed_audit`), so a later audit
+that sends a different number of watermark queries is known to extend (or cut) one whose result
+was seen — its black-box p-value must then be the any-look one.
 :func:`local_reading_items` runs the open-model "reading" pass of a local model over our texts.
 Heavy imports (httpx, torch, transformers) happen inside the functions that need them.
 """
@@ -42,9 +45,11 @@ __all__ = [
     "LocalModelSuspect",
     "Suspect",
     "SuspectError",
+    "completed_audits",
     "local_reading_items",
     "query_suspect",
     "read_jsonl",
+    "record_completed_audit",
     "top_k_predictions",
 ]
 
@@ -291,6 +296,27 @@ class LocalModelSuspect:
             )
         tok: Any = self.tokenizer
         return [str(tok.decode(row[width:], skip_special_tokens=True)) for row in out]
+
+
+_COMPLETED = "completed_audit"
+
+
+def completed_audits(cache: Path | None) -> list[int]:
+    """The watermark query counts of the audits that completed on this answers cache, in order
+    (empty for no cache or a new one). Malformed lines are :func:`read_jsonl`'s to reject."""
+    if cache is None or not Path(cache).exists():
+        return []
+    return [int(obj[_COMPLETED]["watermark_queries"]) for obj in read_jsonl(Path(cache))
+            if isinstance(obj.get(_COMPLETED), dict)
+            and isinstance(obj[_COMPLETED].get("watermark_queries"), int)]
+
+
+def record_completed_audit(cache: Path, watermark_queries: int) -> None:
+    """Append the marker :func:`completed_audits` reads (answer lines are untouched: a marker
+    has no ``prompt`` and :func:`query_suspect` skips it)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with open(cache, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({_COMPLETED: {"watermark_queries": watermark_queries, "at": stamp}}) + "\n")
 
 
 def query_suspect(
