@@ -91,6 +91,14 @@ def test_fingerprint_lab_smoke_run_on_smollm2(tmp_path) -> None:
             # independent students never saw an alias or the style: none can be traced
             assert s.canary.result.traced_account is None and s.style.result.traced_account is None
         assert set(s.style.result.per_account) == {"account-0", "account-1", "account-2"}
+        assert set(s.hits_by_probe) == {"another name", "sentence completion"}
+        mine_hits = int(s.canary.result.per_account.get("account-1", {}).get("hits", 0))
+        # a canary counts when either form reproduced it, so each form hits at most as many
+        assert all(a <= mine_hits for a, _ in s.hits_by_probe.values())
+        assert len(s.canary_hit_aliases) == mine_hits
+    # exposures count the served answers that carried each of the distiller's canaries
+    exposures = res.canary_exposures
+    assert len(exposures) == 10 and sum(n >= 1 for n in exposures.values()) == res.quality.distinct_served
     assert all(0.0 <= a <= 1.0 for a in res.auroc.values()) and set(res.auroc_by_probes) == {8}
     assert set(res.auroc_by_probes_proxy) == {8} and "behaviour (proxy)" in res.auroc
     q = res.quality

@@ -17,10 +17,11 @@ import numpy as np
 from distillguard.fingerprint.behavioural import char_ngram_jaccard
 
 if TYPE_CHECKING:
+    from distillguard.fingerprint.canaries import CanarySet
     from distillguard.gateway.canary import CanaryService
     from distillguard.lab.fingerprint_lab import FingerprintLabConfig, LabHarvests
 
-__all__ = ["QualityCost", "answer_nll", "quality_cost", "token_ids"]
+__all__ = ["QualityCost", "answer_nll", "canary_exposures", "quality_cost", "token_ids"]
 
 
 def token_ids(tokenizer: Any, text: str) -> list[int]:
@@ -110,8 +111,7 @@ def quality_cost(
     touched = [i for i in range(n) if hv.served[i] != hv.styled[i]]
     restyled = [i for i in range(n) if hv.styled[i] != hv.records[i].text]
     reg = hv.registry
-    served_aliases = {c.alias for c in reg.for_account(cfg.distiller_id)
-                      if any(c.alias in hv.served[i] for i in touched)}
+    served_aliases = {a for a, k in canary_exposures(reg, cfg.distiller_id, hv.served).items() if k}
     traffic = []
     for conv in iter_sharegpt(limit=cfg.traffic_conversations):
         pair = next(conv.pairs(), None)
@@ -170,3 +170,8 @@ def quality_cost(
         nll_styled=mean(nll_y),
         n_styled_scored=len(nll_u),
     )
+
+
+def canary_exposures(registry: CanarySet, account: str, served: Sequence[str]) -> dict[str, int]:
+    """The account's alias → how many served answers carried its canary sentence."""
+    return {c.alias: sum(c.sentence() in t for t in served) for c in registry.for_account(account)}

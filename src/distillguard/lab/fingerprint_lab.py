@@ -39,7 +39,7 @@ from distillguard.errors import ConfigError, InputError
 from distillguard.fingerprint.canaries import PROBE_FORMS, CanaryConfig, CanarySet, alias_reproduced
 from distillguard.fingerprint.combine import CombinedEvidence, Evidence, combine_evidence
 from distillguard.fingerprint.concepts import default_concepts
-from distillguard.lab.canary_cost import QualityCost, quality_cost, token_ids
+from distillguard.lab.canary_cost import QualityCost, canary_exposures, quality_cost, token_ids
 from distillguard.lab.harvest import (
     PARAPHRASE_ASK,
     HarvestRecord,
@@ -530,11 +530,6 @@ def _hits_by_probe(registry: CanarySet, said: dict[str, str], account: str) -> d
                 counts[c.is_decoy] += 1
         out[form] = (counts[0], counts[1])
     return out
-
-
-def canary_exposures(registry: CanarySet, account: str, served: Sequence[str]) -> dict[str, int]:
-    """The account's alias → how many served answers carried its canary sentence."""
-    return {c.alias: sum(c.sentence() in t for t in served) for c in registry.for_account(account)}
 
 
 def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme, key: SecretKey,
