@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import markdown_table, student_model, write_section
+from _students import add_base_args, base_fields
 from lab_distillation import LAB_KEY, _p
 
 from distillguard.lab.contamination import (
@@ -102,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
         min_steps=args.min_steps,
         student=StudentConfig(
             d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, d_ff=args.d_model * 4,
-            seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
-            device=args.device, seed=args.student_seed, base=args.base, train_layers=args.train_layers,
+            seq_len=args.seq_len, batch_size=args.batch_size, threads=args.threads,
+            device=args.device, seed=args.student_seed, **base_fields(args),
         ),
         n_queries=min(args.queries, len(bundle.held_out), len(bundle.wm_prompts)),
         reading_texts=args.reading_texts,
@@ -315,11 +316,7 @@ def main() -> int:
     r.add_argument("--n-heads", type=int, default=4)
     r.add_argument("--seq-len", type=int, default=128)
     r.add_argument("--batch-size", type=int, default=8)
-    r.add_argument("--lr", type=float, default=3e-3)
-    r.add_argument("--base", default="scratch", choices=("scratch", "smollm2"),
-                   help="students from random weights, or SmolLM2-135M-Instruct fine-tuned (pretrained)")
-    r.add_argument("--train-layers", type=int, default=0,
-                   help="with --base smollm2: train only this many top blocks (0: every weight)")
+    add_base_args(r, lr_default=3e-3)
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--student-seed", type=int, default=0,
                    help="initialisation, batch order and answer sampling (the corpora stay the same)")

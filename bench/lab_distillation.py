@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import lab_footer, markdown_table, write_section
+from _report import lab_footer, markdown_table, student_model, write_section
+from _students import add_base_args, base_fields
 
 from distillguard.lab.run import LabConfig, LabResult, run_lab
 from distillguard.lab.student import StudentConfig
@@ -199,6 +200,9 @@ def render(
         "reading p (open model)",
     ]
     sc = cfg.student
+    model = student_model(asdict(sc), n_params=res.n_params, n_trained_params=res.n_trained_params,
+                          vocab_size=res.vocab_size,
+                          training=f"{sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens at lr {sc.lr:g}")
     controls = [_controls_line(res.controls, "distilled student's answers to held-out prompts")]
     if res.controls_logged is not None:
         controls.append(_controls_line(res.controls_logged, "distilled student's answers to logged prompts"))
@@ -216,9 +220,7 @@ def render(
             f"Harvest: {cfg.n_harvest} ShareGPT prompts answered by SmolLM2-135M-Instruct with the watermark "
             f"({res.harvest_tokens:,} tokens incl. prompts; {cfg.max_new_tokens} new tokens max, T = "
             f"{cfg.harvest_temperature}); harvest time {res.harvest_seconds:.0f} s (0 when cached).",
-            f"Students: Llama-style, {sc.n_layers} layers, d = {sc.d_model}, "
-            f"{res.n_params / 1e6:.2f} M parameters (compact vocabulary of the lab's corpora), "
-            f"{sc.steps} steps of {sc.batch_size}×{sc.seq_len} tokens, lr {sc.lr}; scrubbed-finetuned = "
+            f"Students: {model}; scrubbed-finetuned = "
             f"{cfg.scrub_steps} more steps on human text; scrubbed-paraphrased = trained on SmolLM2's "
             "paraphrase (watermark off) of every harvested answer; scrubbed-averaged = every weight the mean "
             "of the distilled and clean-control students' (same initialisation). Suspect queries "
@@ -262,6 +264,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for SmolLM2's passes (default 1)")
+    ap.add_argument("--student-threads", type=int, default=1,
+                    help="torch threads for the students (default 1)")
+    add_base_args(ap)
     ap.add_argument("--suspect-temperature", type=float, default=SUSPECT_TEMPERATURE,
                     help="the suspect's sampling temperature in the main audit (0 = greedy; default "
                     "the audit's)")
@@ -282,7 +287,7 @@ def main() -> int:
         clean_harvest=not args.no_clean,
         paraphrase=not args.no_paraphrase,
         logged_queries=not args.no_logged,
-        student=StudentConfig(steps=args.steps),
+        student=StudentConfig(steps=args.steps, threads=args.student_threads, **base_fields(args)),
         students=tuple(args.students.split(",")) if args.students else None,
         suspect_temperature=args.suspect_temperature,
         temperature_sweep=tuple(float(t) for t in args.temperature_sweep.split(",") if t.strip()),
@@ -297,7 +302,7 @@ def main() -> int:
             n_controls=20,
             contamination=(0.10,),
             scrub_steps=20,
-            student=StudentConfig(steps=30),
+            student=replace(cfg.student, steps=30),
         )
     gen = Generator.load(None, num_threads=args.threads)
     runs = []

@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import markdown_table, student_model, write_section
+from _students import add_base_args, base_fields
 
 from distillguard.fingerprint.canaries import CanaryConfig
 from distillguard.fingerprint.style_lexicon import default_families as style_families
@@ -243,11 +244,7 @@ def main() -> int:
     ap.add_argument("--scrub-steps", type=int, default=100, help="0: no scrubbed student")
     ap.add_argument("--no-paraphrase", action="store_true", help="no paraphrased student")
     ap.add_argument("--no-proxy", action="store_true", help="no proxy student (one SmolLM2 pass less)")
-    ap.add_argument("--base", default="scratch", choices=("scratch", "smollm2"),
-                    help="students from scratch, or SmolLM2-135M-Instruct fine-tuned (watermark off)")
-    ap.add_argument("--train-layers", type=int, default=0,
-                    help="with --base smollm2: train only this many top blocks (0: every weight)")
-    ap.add_argument("--lr", type=float, default=None, help="student learning rate (default: StudentConfig's)")
+    add_base_args(ap)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (students and SmolLM2)")
     ap.add_argument("--section", default="lab-fingerprint", help="docs/benchmarks.md section to write")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
@@ -259,8 +256,7 @@ def main() -> int:
     from distillguard.model import Generator
 
     torch.set_num_threads(args.threads)
-    student = StudentConfig(steps=args.steps, base=args.base, train_layers=args.train_layers,
-                            threads=args.threads, **({"lr": args.lr} if args.lr is not None else {}))
+    student = StudentConfig(steps=args.steps, threads=args.threads, **base_fields(args))
     cfg = FingerprintLabConfig(
         n_probes=args.probes, student=student, style_probes=args.style_probes, n_sharegpt=args.sharegpt,
         sweep_repeats=args.sweep_repeats, accounts=args.accounts,

@@ -150,6 +150,8 @@ class LabResult:
     controls_logged: ControlsResult | None = None
     # temperature -> null controls on the distilled student's held-out answers at that temperature
     sweep_controls: dict[float, ControlsResult] = field(default_factory=dict)
+    n_trained_params: int = 0  # fewer than n_params for a partly frozen pretrained base
+    vocab_size: int = 0
 
 
 def human_corpus(tokenizer: Any, n_tokens: int, skip_prompts: set[str]) -> list[np.ndarray]:
@@ -341,7 +343,7 @@ def run_lab(
     sweep_answers: dict[float, list[np.ndarray]] = {}
     distilled: Student | None = None
     trained: dict[str, Student] = {}
-    n_params = 0
+    n_params = n_trained = 0
 
     sets = {"held-out": held_ids, **({"logged": logged_ids} if logged_ids else {})}
 
@@ -390,7 +392,7 @@ def run_lab(
 
     for name, (seqs, frac) in corpora.items():
         student = train_student(seqs, vocab, cfg.student)
-        n_params = student.n_params
+        n_params, n_trained = student.n_params, student.n_trained_params
         trained[name] = student
         answers = audit(name, student, int(sum(s.size for s in seqs)), frac)
         if name == "distilled":
@@ -436,4 +438,6 @@ def run_lab(
         seconds=time.perf_counter() - t_start,
         controls_logged=controls_logged,
         sweep_controls={t: controls_on(a) for t, a in sweep_answers.items()},
+        n_trained_params=n_trained,
+        vocab_size=vocab.size,
     )
