@@ -104,8 +104,9 @@ def _targets(res: FingerprintLabResult) -> list[str]:
         f"flags {descends}/{len(dist)}, watermark {marked}/{len(dist)} of the distilled students "
         "(an AUROC over p-values that are all near 1 ranks noise).",
         f"- Canaries, p ≤ 1e-6 and traced to `{res.distiller}` (Holm over {cfg.accounts} accounts): "
-        f"{ok[bool(dist) and len(styled) == len(dist)]} by the style canaries — {len(styled)}/{len(dist)} "
-        f"distilled students; by the alias canaries {len(traced)}/{len(dist)}; other accounts named: "
+        f"{ok[bool(dist) and all(s in traced or s in styled for s in dist)]} — traced by the alias "
+        f"canaries {len(traced)}/{len(dist)} distilled students, by the style canaries "
+        f"{len(styled)}/{len(dist)}; other accounts named: "
         f"{leaked or 'none'}; decoy hits over all distilled students: {decoys}.",
         f"- Behavioural test, AUROC ≥ 0.95 from ≤ 200 probes (distilled vs control students, "
         f"{cfg.n_probes} probes; counted as met only where the distilled students are also flagged at α, "
