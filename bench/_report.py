@@ -53,14 +53,16 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def lab_footer(issue: int, targets: list[str], seconds: float, gen_threads: int = 1) -> list[str]:
+def lab_footer(issue: int, targets: list[str], seconds: float, gen_threads: int = 1,
+               student_threads: int = 1) -> list[str]:
     """The closing lines of a lab section: each target with its outcome, then the wall time."""
+    threads = "torch 1 thread" if student_threads == 1 else f"students on {student_threads} torch threads"
     return [
         f"Targets (issue #{issue}):",
         "",
         *[f"- {line}" for line in targets],
         "",
-        f"Total wall time {seconds / 60:.1f} min on this machine (2 shared cores, torch 1 thread"
+        f"Total wall time {seconds / 60:.1f} min on this machine (2 shared cores, {threads}"
         + (f"; SmolLM2's passes on {gen_threads} threads)." if gen_threads != 1 else ")."),
     ]
 

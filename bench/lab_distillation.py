@@ -234,7 +234,8 @@ def render(
             *[f"{line}  " for line in controls],
             "",
             *_sweep_block([res, *(more or [])]),
-            *lab_footer(3, targets(res), res.seconds + sum(m.seconds for m in more or []), gen_threads),
+            *lab_footer(3, targets(res), res.seconds + sum(m.seconds for m in more or []), gen_threads,
+                        sc.threads),
         ]
     )
 

@@ -327,7 +327,7 @@ def run_lab(
     all_students = [*corpora, "scrubbed-finetuned", "scrubbed-averaged"]
     if wanted is not None:
         corpora = {k: v for k, v in corpora.items() if k in wanted}
-    log(f"compact vocabulary: {vocab.size} ids")
+    log(f"student vocabulary: {vocab.size} ids")
 
     held_ids = chat_prompt_ids(tok, held_out)
     reading_texts = [(r.prompt_ids, r.token_ids) for r in wm[: cfg.reading_texts]]
