@@ -27,6 +27,7 @@ from distillguard.fingerprint.canaries import CanaryConfig
 from distillguard.fingerprint.style_lexicon import default_families as style_families
 from distillguard.lab.fingerprint_lab import FingerprintLabConfig, FingerprintLabResult, run_fingerprint_lab
 from distillguard.lab.student import StudentConfig
+from distillguard.provenance.lines import BehaviourLine
 from distillguard.watermark import KGW, KGWConfig, SecretKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,13 +48,20 @@ def _p(log10_p: float) -> str:
     return f"{10**log10_p:.2g}" if log10_p > -3 else f"1e{log10_p:.1f}"
 
 
+def _rank(line: BehaviourLine | None) -> str:
+    """A rank test's p-value with its statistic and the statistic's null mean."""
+    if line is None:
+        return "–"
+    r = line.result
+    return f"{_p(r.log10_p_value)} (T={r.statistic}, null {r.expected_under_null:.0f})"
+
+
 def _rows(res: FingerprintLabResult) -> list[list[object]]:
     rows: list[list[object]] = []
     for s in res.suspects:
         c = s.canary.result
         mine = c.per_account.get(res.distiller, {})
         others = max((int(v["hits"]) for a, v in c.per_account.items() if a != res.distiller), default=0)
-        b = s.behaviour.result if s.behaviour is not None else None
         y = s.style.result
         ymine = y.per_account.get(res.distiller, {})
         rows.append([
@@ -63,10 +71,8 @@ def _rows(res: FingerprintLabResult) -> list[list[object]]:
             _p(c.log10_p_value), c.traced_account or "–",
             f"{int(ymine.get('agree', 0))}/{int(ymine.get('families', 0))}",
             _p(y.log10_p_value), y.traced_account or "–",
-            (f"{_p(b.log10_p_value)} (T={b.statistic}, null {b.expected_under_null:.0f})"
-             if b else "(reference)"),
-            (f"{_p(bp.result.log10_p_value)} (T={bp.result.statistic}, null "
-             f"{bp.result.expected_under_null:.0f})" if (bp := s.behaviour_proxy) else "–"),
+            _rank(s.behaviour) if s.behaviour is not None else "(reference)",
+            _rank(s.behaviour_proxy), _rank(s.behaviour_predict),
             _p(s.watermark_log10_p), _p(s.combined.log10_p_value),
             "**yes**" if s.flagged else "no",
         ])
@@ -89,19 +95,25 @@ def _targets(res: FingerprintLabResult) -> list[str]:
     flagged = [s.name for s in indep if s.flagged or s.canary.result.traced_account is not None
                or s.style.result.traced_account is not None
                or (s.behaviour is not None and s.behaviour.result.descends)
-               or (s.behaviour_proxy is not None and s.behaviour_proxy.result.descends)]
+               or (s.behaviour_proxy is not None and s.behaviour_proxy.result.descends)
+               or (s.behaviour_predict is not None and s.behaviour_predict.result.descends)]
     auc = res.auroc["behaviour"]
     auc_proxy = res.auroc["behaviour (proxy)"]
     descends_proxy = sum(s.behaviour_proxy is not None and s.behaviour_proxy.result.descends for s in dist)
+    auc_predict = res.auroc["behaviour (predictability)"]
+    descends_predict = sum(s.behaviour_predict is not None and s.behaviour_predict.result.descends
+                           for s in dist)
     ok = {True: "**met**", False: "**not met**"}
     descends = sum(s.behaviour is not None and s.behaviour.result.descends for s in dist)
     marked = sum(s.watermark_log10_p <= math.log10(alpha) for s in dist)
     behaviour_met = ((auc_proxy >= 0.95 and descends_proxy == len(dist))
-                     or (auc >= 0.95 and descends == len(dist)))
+                     or (auc >= 0.95 and descends == len(dist))
+                     or (auc_predict >= 0.95 and descends_predict == len(dist)))
     return [
         f"- Each line on its own at α = {alpha:g}: alias canaries trace {len(traced)}/{len(dist)}, style "
         f"canaries {len(styled)}/{len(dist)}, behaviour vs proxy {descends_proxy}/{len(dist)}, behaviour "
-        f"flags {descends}/{len(dist)}, watermark {marked}/{len(dist)} of the distilled students "
+        f"flags {descends}/{len(dist)}, predictability {descends_predict}/{len(dist)}, watermark "
+        f"{marked}/{len(dist)} of the distilled students "
         "(an AUROC over p-values that are all near 1 ranks noise).",
         f"- Canaries, p ≤ 1e-6 and traced to `{res.distiller}` (Holm over {cfg.accounts} accounts): "
         f"{ok[bool(dist) and all(s in traced or s in styled for s in dist)]} — traced by the alias "
@@ -112,7 +124,9 @@ def _targets(res: FingerprintLabResult) -> list[str]:
         f"{cfg.n_probes} probes; counted as met only where the distilled students are also flagged at α, "
         "as an AUROC over p-values that are all ≈ 1 ranks noise): "
         f"{ok[behaviour_met]}"
-        " — against the proxy student AUROC "
+        f" — predictability under SmolLM2 AUROC {auc_predict:.2f} (by probes: "
+        f"{', '.join(f'{m}: {a:.2f}' for m, a in res.auroc_by_probes_predict.items())}; {descends_predict}/"
+        f"{len(dist)} distilled students flagged at α); against the proxy student AUROC "
         f"{auc_proxy:.2f} (by probes: "
         f"{', '.join(f'{m}: {a:.2f}' for m, a in res.auroc_by_probes_proxy.items())}; {descends_proxy}/"
         f"{len(dist)} distilled students flagged at α); against SmolLM2's own answers AUROC {auc:.2f} "
@@ -151,14 +165,15 @@ def render(res: FingerprintLabResult) -> str:
     header = ["student", "kind", "loss", f"{res.distiller} canaries hit", "max other account hits",
               "decoy hits", "alias p (Holm)", "traced to", f"style families agreeing with {res.distiller}",
               "style p (Holm)", "style traced to", "behaviour p (vs SmolLM2)", "behaviour p (vs proxy)",
-              "watermark p", "combined p",
+              "predictability p (SmolLM2 scores)", "watermark p", "combined p",
               f"flagged @ {cfg.alpha:g}"]
     surv = {s.name: s for s in res.suspects if s.kind in ("scrubbed", "paraphrased")}
     base = res.by_kind("distilled")[0]
     surv_rows: list[list[object]] = [
         [name, _p(s.canary.result.log10_p_value), s.canary.result.traced_account or "–",
          _p(s.style.result.log10_p_value), s.style.result.traced_account or "–",
-         _p(s.behaviour_log10_p), _p(s.behaviour_proxy_log10_p), _p(s.watermark_log10_p),
+         _p(s.behaviour_log10_p), _p(s.behaviour_proxy_log10_p), _p(s.behaviour_predict_log10_p),
+         _p(s.watermark_log10_p),
          _p(s.combined.log10_p_value)]
         for name, s in [("distilled-s0 (before)", base), *surv.items()]]
     ex = res.by_kind("distilled")[0].canary_answer_example.replace("\n", " ").replace("|", "/")[:300]
@@ -184,7 +199,10 @@ def render(res: FingerprintLabResult) -> str:
         f"answers ≤ {2 * cfg.max_new_tokens} tokens), {res.probe_prompts} behavioural probes (held-out "
         "ShareGPT prompts; references: ShareGPT's ChatGPT answers + the reference students; "
         "character-4-gram Jaccard; a second behavioural line puts the proxy in place of our model, "
-        "against the reference students only), watermark radioactivity on the same probe answers; "
+        "against the reference students only; a third scores every answer by SmolLM2's mean token "
+        "log-likelihood after the probe, first "
+        f"{cfg.max_new_tokens} tokens, against the reference students' answers — exact rank tests), "
+        "watermark radioactivity on the same probe answers; "
         "style canaries "
         f"counted in all of the suspect's answers (those plus {cfg.style_probes} more held-out prompts, "
         f"≤ {cfg.style_tokens} tokens each; exact sign-flip test, Holm over accounts); combined = "
@@ -194,7 +212,8 @@ def render(res: FingerprintLabResult) -> str:
         "",
         f"AUROC, distilled vs control students: behaviour {res.auroc['behaviour']:.2f}, alias canaries "
         f"{res.auroc['canaries']:.2f}, style canaries {res.auroc['style canaries']:.2f}, behaviour vs proxy "
-        f"{res.auroc['behaviour (proxy)']:.2f}, "
+        f"{res.auroc['behaviour (proxy)']:.2f}, predictability "
+        f"{res.auroc['behaviour (predictability)']:.2f}, "
         f"watermark {res.auroc['watermark']:.2f}, combined "
         f"{res.auroc['combined']:.2f} ({cfg.n_distilled} × {cfg.n_controls} pairs: a coarse estimate).",
         "",
@@ -203,7 +222,7 @@ def render(res: FingerprintLabResult) -> str:
         "Survival (each line's remaining strength):",
         "",
         markdown_table(["student", "alias p", "traced to", "style p", "style traced to", "behaviour p",
-                        "behaviour p (proxy)", "watermark p", "combined p"],
+                        "behaviour p (proxy)", "predictability p", "watermark p", "combined p"],
                        surv_rows),
         "",
         "Targets:",

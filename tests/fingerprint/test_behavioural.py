@@ -9,6 +9,7 @@ from distillguard.fingerprint.behavioural import (
     behavioural_test,
     char_ngram_jaccard,
     embedding_similarity,
+    predictability_test,
     similarity_table,
 )
 
@@ -39,6 +40,36 @@ def test_descendant_detected(rng) -> None:
     ours = rng.random(n) + 0.15  # modestly closer to ours on average
     res = behavioural_test(ours, refs, alpha=1e-6)
     assert res.descends and res.p_value < 1e-6 and res.top_probes
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_predictability_null_is_calibrated(rng, k: int) -> None:
+    # A suspect exchangeable with the references: its answers' NLL is one more draw of theirs.
+    n, runs = 50, 2000
+    ps = np.array([predictability_test(*(lambda x: (x[:, 0], x[:, 1:]))(rng.gamma(4.0, 0.5, (n, k + 1))))
+                   .p_value for _ in range(runs)])
+    for alpha, allowed in ((0.01, 37), (0.05, 127)):  # ~1e-4 upper quantiles of Binomial(2000, alpha)
+        assert (ps <= alpha).sum() <= allowed
+
+
+def test_predictability_finds_a_suspect_our_model_predicts_better(rng) -> None:
+    n, k = 100, 2
+    refs = rng.gamma(4.0, 0.5, (n, k))
+    student = rng.gamma(4.0, 0.5, n) - 1.0   # our model finds its answers more likely (sd 1.0)
+    res = predictability_test(student, refs, alpha=1e-6)
+    assert res.descends and res.top_probes
+    assert "exchangeable with the suspect" in res.assumptions
+    # the same numbers as a similarity view would be read the other way round: not descent
+    assert not behavioural_test(student, refs, alpha=1e-6).descends
+
+
+def test_predictability_counts_empty_answers_against_descent() -> None:
+    refs = np.full((20, 1), 3.0)
+    # the suspect says nothing: never more predictable than a reference
+    assert predictability_test(np.full(20, np.nan), refs).statistic == 20
+    # a reference says nothing: it beats the suspect however predictable the suspect is
+    assert predictability_test(np.full(20, 0.1), np.full((20, 1), np.nan)).statistic == 20
+    assert predictability_test(np.full(20, 0.1), refs).statistic == 0
 
 
 def test_similarity_table_and_jaccard() -> None:

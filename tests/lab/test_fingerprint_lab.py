@@ -87,6 +87,10 @@ def test_fingerprint_lab_smoke_run_on_smollm2(tmp_path) -> None:
     for s in res.suspects:
         assert 0.0 <= s.combined.p_value <= 1.0 and s.canary.result.decoys == 30
         assert (s.behaviour is None) == (s.kind == "reference") == (s.behaviour_proxy is None)
+        assert (s.behaviour_predict is None) == (s.kind == "reference")
+        if s.behaviour_predict is not None:  # scored against the reference students only
+            assert s.behaviour_predict.references == ("reference-0",)
+            assert s.behaviour_predict.result.n_probes == 8
         if s.kind in ("control", "reference"):
             # independent students never saw an alias or the style: none can be traced
             assert s.canary.result.traced_account is None and s.style.result.traced_account is None
@@ -101,6 +105,7 @@ def test_fingerprint_lab_smoke_run_on_smollm2(tmp_path) -> None:
     assert len(exposures) == 10 and sum(n >= 1 for n in exposures.values()) == res.quality.distinct_served
     assert all(0.0 <= a <= 1.0 for a in res.auroc.values()) and set(res.auroc_by_probes) == {8}
     assert set(res.auroc_by_probes_proxy) == {8} and "behaviour (proxy)" in res.auroc
+    assert set(res.auroc_by_probes_predict) == {8} and "behaviour (predictability)" in res.auroc
     q = res.quality
     assert 0.0 < q.touched_harvest <= 1.0 and 0.0 <= q.touched_traffic <= 1.0
     assert q.added_tokens > 0 and 0.0 < q.similarity < 1.0 and q.n_scored >= 1

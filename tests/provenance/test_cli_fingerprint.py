@@ -226,3 +226,43 @@ def test_missing_inputs_are_clear_errors(lab, capsys) -> None:
     assert "No suspect to ask" in capsys.readouterr().err
     assert main(["audit", "--behaviour-refs", str(lab["refs"][0]), "--out", out]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_behaviour_by_predictability_under_our_model(tmp_path, capsys) -> None:
+    """Our model scores the answers: fluent text beats word-shuffled references; a suspect that
+    answers like the references (shuffled too, its own seed) is not flagged."""
+    from distillguard.lab.harvest import sharegpt_prompts
+    from distillguard.provenance.probes import sharegpt_answers
+
+    candidates = sharegpt_prompts(120, offset=3000, max_chars=300)
+    chat = sharegpt_answers(candidates)
+    prompts = [p for p in candidates if len(chat.get(p, "").split()) >= 40][:24]
+    assert len(prompts) == 24
+    rng = np.random.default_rng(5)
+
+    def answers(shuffle: bool) -> list[dict[str, str]]:
+        rows = []
+        for p in prompts:
+            words = chat[p].split()[:40]
+            if shuffle:
+                rng.shuffle(words)
+            rows.append({"prompt": p, "answer": " ".join(words)})
+        return rows
+
+    ours = _jsonl(tmp_path / "ours.jsonl", answers(False))
+    refs = [_jsonl(tmp_path / f"ref{i}.jsonl", answers(True)) for i in range(2)]
+    verdicts = {}
+    for who, rows in (("fluent", answers(False)), ("shuffled", answers(True))):
+        out = tmp_path / f"{who}.json"
+        main(["audit", "--behaviour-ours", str(ours), "--behaviour-refs", *map(str, refs),
+              "--behaviour-answers", str(_jsonl(tmp_path / f"{who}-answers.jsonl", rows)),
+              "--behaviour-similarity", "predictability", "--max-tokens", "48", "--out", str(out),
+              "--quiet"])
+        doc = json.loads(out.read_text())
+        assert doc["behaviour"]["similarity"].startswith("predictability under our model")
+        assert "as predictable as the suspect's" in doc["behaviour"]["counted"]
+        verdicts[who] = doc["behaviour"]["result"]
+    assert verdicts["fluent"]["statistic"] == 0 and verdicts["fluent"]["log10_p_value"] < -11
+    assert not verdicts["shuffled"]["descends"] and verdicts["shuffled"]["log10_p_value"] > -3
+    assert "exchangeable with the suspect" in verdicts["shuffled"]["assumptions"]

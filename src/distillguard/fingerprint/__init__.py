@@ -8,12 +8,14 @@
   exact test that finds it in a suspect's text; the families live in
   :mod:`~distillguard.fingerprint.style_lexicon`.
 - :mod:`~distillguard.fingerprint.behavioural` — a black-box provenance test: is the suspect's
-  behaviour closer to our model than to independent reference models, beyond chance?
+  behaviour closer to our model than to independent reference models, beyond chance? And the
+  same test turned round: does our model find the suspect's answers more predictable than the
+  references' answers?
 - :mod:`~distillguard.fingerprint.combine` — one conclusion from several lines of evidence
   without double counting dependent evidence.
 """
 
-from distillguard.fingerprint.behavioural import BehaviouralResult, behavioural_test
+from distillguard.fingerprint.behavioural import BehaviouralResult, behavioural_test, predictability_test
 from distillguard.fingerprint.canaries import (
     Canary,
     CanaryConfig,
@@ -49,6 +51,7 @@ __all__ = [
     "combine_evidence",
     "count_style",
     "make_canaries",
+    "predictability_test",
     "rewrite_style",
     "style_bits",
     "style_test",

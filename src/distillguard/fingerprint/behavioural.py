@@ -9,6 +9,15 @@ The statistic T = Σ_j B_j is small when the suspect keeps siding with us; its e
 the n-fold convolution of the discrete uniform, so the p-value P(T ≤ t) is exact (ties are
 counted against us, which only makes the test conservative).
 
+The same exact rank test also reads the other way round (:func:`predictability_test`): our
+model scores, per probe, how predictable it finds the suspect's answer and each reference's
+answer (mean token negative log-likelihood under our model). Under the null hypothesis "the
+suspect is one more independent model of the references' kind", the number of references whose
+answer our model finds at least as predictable is again uniform on {0, …, K}. A student
+distilled from our outputs learned our model's distribution, so our model keeps finding its
+answers the most predictable — even when they are too poor to resemble any one of our sampled
+answers word for word, which is what the similarity view needs.
+
 Assumptions, stated in every result: probes are answered independently; the references are
 exchangeable with our model under the null — i.e. unrelated models of comparable quality. A
 reference set much weaker than our model breaks that (the suspect will resemble any competent
@@ -20,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -31,12 +40,19 @@ __all__ = [
     "behavioural_test",
     "char_ngram_jaccard",
     "embedding_similarity",
+    "predictability_test",
     "similarity_table",
 ]
 
 ASSUMPTIONS = (
     "probes answered independently; reference models exchangeable with ours under the null "
     "(unrelated models of comparable quality); ties counted against the hypothesis of descent"
+)
+
+PREDICTABILITY_ASSUMPTIONS = (
+    "probes answered independently; reference models exchangeable with the suspect under the null "
+    "(independent models of the suspect's kind, asked the same probes with the same decoding settings "
+    "and answer budget); an empty answer and ties counted against the hypothesis of descent"
 )
 
 
@@ -186,3 +202,38 @@ def behavioural_test(
         p_value=math.exp(log_p) if log_p > -745 else 0.0, log10_p_value=log10_p, alpha=alpha,
         descends=log10_p <= math.log10(alpha), top_probes=top_idx,
     )
+
+
+def predictability_test(
+    suspect_nll: np.ndarray | Sequence[float],
+    reference_nll: np.ndarray | Sequence[Sequence[float]],
+    *,
+    alpha: float = 1e-3,
+    top: int = 10,
+) -> BehaviouralResult:
+    """Does our model find the suspect's answers more predictable than the references'?
+
+    The exact rank test of :func:`behavioural_test` with the roles turned (module docstring):
+    per probe, B_j counts the references whose answer our model finds at least as predictable
+    as the suspect's. ``top_probes`` are the probes where the suspect's answer was the most
+    predictable by the largest margin.
+
+    Args:
+        suspect_nll: (n,) mean per-token negative log-likelihood, under our model, of the
+            suspect's answer to each probe; NaN for an empty answer.
+        reference_nll: (n, K) the same for each reference model's answer.
+        alpha: significance level of the verdict.
+        top: how many signal-carrying probes to report.
+
+    Raises:
+        ConfigError: alpha outside (0, 1).
+        InputError: shapes disagree, no references, or no probes.
+    """
+    mine = np.asarray(suspect_nll, dtype=float)
+    refs = np.asarray(reference_nll, dtype=float)
+    # An empty answer gives our model nothing to predict. Counted against descent both ways: the
+    # suspect's empty answer is the least predictable, a reference's empty answer the most.
+    mine = np.where(np.isnan(mine), np.inf, mine)
+    refs = np.where(np.isnan(refs), -np.inf, refs)
+    result = behavioural_test(-mine, -refs, alpha=alpha, top=top)
+    return replace(result, assumptions=PREDICTABILITY_ASSUMPTIONS)

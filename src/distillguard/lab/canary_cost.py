@@ -87,12 +87,9 @@ class QualityCost:
 
 def answer_nll(generator: Any, head: list[int], text: str) -> np.ndarray:
     """The generator's per-token negative log-likelihood of ``text`` after the prompt ``head``."""
-    import torch
+    from distillguard.model.likelihood import token_nll
 
-    ids = torch.tensor([head + token_ids(generator.tokenizer, text)])
-    with torch.inference_mode():
-        logp = torch.log_softmax(generator.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
-    return -logp.gather(1, ids[0, 1:, None])[:, 0].numpy()[len(head) - 1:]
+    return token_nll(generator.model, [(head, token_ids(generator.tokenizer, text))])[0]
 
 
 def quality_cost(

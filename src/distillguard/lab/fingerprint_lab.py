@@ -18,7 +18,9 @@ the registry (:func:`~distillguard.provenance.lines.canary_line`, Holm over ever
 was served canaries), the style canaries in all of its answers
 (:func:`~distillguard.provenance.lines.style_line`, plus ``style_probes`` more held-out prompts),
 the behavioural probes against our model and the references
-(:func:`~distillguard.provenance.lines.behaviour_line`), and the watermark's black-box
+(:func:`~distillguard.provenance.lines.behaviour_line`, and
+:func:`~distillguard.provenance.lines.predictability_line`: SmolLM2 scores every suspect's and
+reference student's probe answers), and the watermark's black-box
 radioactivity test on the same probe answers. The quality cost of canary mode is measured on the
 served answers themselves. torch is imported lazily (an edge of the library, run by
 ``bench/lab_fingerprint.py``).
@@ -48,6 +50,7 @@ from distillguard.lab.harvest import (
     sharegpt_prompts,
 )
 from distillguard.lab.student import Student, StudentConfig, student_vocab, train_student
+from distillguard.model.likelihood import answer_mean_nll
 from distillguard.provenance.lines import (
     BehaviourLine,
     CanaryLine,
@@ -55,6 +58,7 @@ from distillguard.provenance.lines import (
     behaviour_line,
     canary_line,
     canary_prompts,
+    predictability_line,
     style_line,
 )
 from distillguard.provenance.probes import sharegpt_answers
@@ -296,6 +300,8 @@ class SuspectResult:
     combined: CombinedEvidence
     canary_answer_example: str
     behaviour_proxy: BehaviourLine | None = None  # vs our proxy student, references: students
+    # SmolLM2's predictability of the answers, against the reference students' (see the module)
+    behaviour_predict: BehaviourLine | None = None
     # the distiller's canaries this student reproduced (alias), and per probe form (PROBE_FORMS)
     # how many of the distiller's canaries and of the decoys each form's answer reproduced
     canary_hit_aliases: tuple[str, ...] = ()
@@ -308,6 +314,10 @@ class SuspectResult:
     @property
     def behaviour_proxy_log10_p(self) -> float:
         return self.behaviour_proxy.result.log10_p_value if self.behaviour_proxy is not None else 0.0
+
+    @property
+    def behaviour_predict_log10_p(self) -> float:
+        return self.behaviour_predict.result.log10_p_value if self.behaviour_predict is not None else 0.0
 
     @property
     def flagged(self) -> bool:
@@ -336,6 +346,7 @@ class FingerprintLabResult:
     auroc: dict[str, float]
     auroc_by_probes: dict[int, float]
     auroc_by_probes_proxy: dict[int, float]
+    auroc_by_probes_predict: dict[int, float]
     quality: QualityCost
     seconds: float
 
@@ -393,6 +404,7 @@ class _Answers:
     canary_texts: dict[str, str]          # alias -> its probes' answers, joined
     canary_said: dict[str, str]           # canary probe question -> answer (each asked once)
     style_texts: list[str]
+    probe_nll: list[float]                # SmolLM2's mean token NLL of each probe answer (NaN: empty)
 
 
 def run_fingerprint_lab(
@@ -436,6 +448,9 @@ def run_fingerprint_lab(
     question_ids = chat_prompt_ids(tok, questions)
     style_ids = chat_prompt_ids(tok, hv.style_probes)
 
+    def our_nll(texts: list[str]) -> list[float]:
+        return answer_mean_nll(generator.model, tok, hv.probes, texts, max_tokens=cfg.max_new_tokens)
+
     def answers(name: str, kind: str, student: Student, train_tokens: int) -> _Answers:
         ids = student.answer(probe_ids, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                              seed=cfg.seed)
@@ -446,10 +461,10 @@ def run_fingerprint_lab(
         more = student.answer(style_ids, max_new_tokens=cfg.style_tokens, temperature=cfg.temperature,
                               seed=cfg.seed) if style_ids else []
         log(f"{name}: trained {student.seconds:.0f}s, loss {student.final_loss:.2f}")
-        return _Answers(name, kind, student, train_tokens, ids,
-                        [tok.decode(a.tolist(), skip_special_tokens=True) for a in ids],
+        texts = [tok.decode(a.tolist(), skip_special_tokens=True) for a in ids]
+        return _Answers(name, kind, student, train_tokens, ids, texts,
                         hv.registry.answers_by_alias(said), said,
-                        [tok.decode(a.tolist(), skip_special_tokens=True) for a in more])
+                        [tok.decode(a.tolist(), skip_special_tokens=True) for a in more], our_nll(texts))
 
     sc = cfg.student
     runs: list[_Answers] = []
@@ -478,7 +493,8 @@ def run_fingerprint_lab(
 
 
 def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme, run: _Answers,
-             refs: dict[str, list[str]], proxy: _Answers | None, n_probes: int) -> SuspectResult:
+             refs: dict[str, list[str]], ref_nll: dict[str, list[float]], proxy: _Answers | None,
+             n_probes: int) -> SuspectResult:
     from distillguard.provenance.radioactivity import radioactivity_test
 
     ln10 = math.log(10)
@@ -493,26 +509,30 @@ def _suspect(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkScheme
     beh_proxy = None if run.kind == "reference" or proxy is None or not students else behaviour_line(
         list(hv.probes[:n_probes]), run.probe_texts[:n_probes], proxy.probe_texts[:n_probes], students,
         alpha=cfg.alpha)
+    # the reference students only: ChatGPT's answers are not of a student's kind (see predictability_line)
+    beh_predict = None if run.kind == "reference" else predictability_line(
+        list(hv.probes[:n_probes]), run.probe_nll[:n_probes], {k: v[:n_probes] for k, v in ref_nll.items()},
+        alpha=cfg.alpha)
     wm = radioactivity_test(scheme, run.probe_ids[:n_probes], alpha=cfg.alpha, curve_points=0)
     lines = [Evidence("canaries", min(0.0, can.result.log10_p_value * ln10)),
              Evidence("style canaries", min(0.0, sty.result.log10_p_value * ln10)),
              Evidence("watermark", min(0.0, wm.log10_p_value * ln10))]
-    if beh is not None:
-        lines.append(Evidence("behaviour", min(0.0, beh.result.log10_p_value * ln10)))
-    if beh_proxy is not None:
-        lines.append(Evidence("behaviour (proxy)", min(0.0, beh_proxy.result.log10_p_value * ln10)))
+    for name, line in (("behaviour", beh), ("behaviour (proxy)", beh_proxy),
+                       ("behaviour (predictability)", beh_predict)):
+        if line is not None:
+            lines.append(Evidence(name, min(0.0, line.result.log10_p_value * ln10)))
     mine = hv.registry.for_account(cfg.distiller_id)
     said = run.canary_texts
-    example = next((said[c.alias] for c in mine if c.alias.lower() in said[c.alias].lower()),
-                   said[mine[0].alias])
-    st = run.student
     hit = tuple(c.alias for c in mine if alias_reproduced(said[c.alias], c.alias))
+    example = said[hit[0] if hit else mine[0].alias]  # a reproduced canary when there is one
+    st = run.student
     return SuspectResult(
         name=run.name, kind=run.kind, train_tokens=run.train_tokens,
         final_loss=st.final_loss, train_seconds=st.seconds, canary=can, style=sty,
         behaviour=beh,
         watermark_log10_p=wm.log10_p_value, combined=combine_evidence(lines, alpha=cfg.alpha),
-        canary_answer_example=example, behaviour_proxy=beh_proxy, canary_hit_aliases=hit,
+        canary_answer_example=example, behaviour_proxy=beh_proxy, behaviour_predict=beh_predict,
+        canary_hit_aliases=hit,
         hits_by_probe=_hits_by_probe(hv.registry, run.canary_said, cfg.distiller_id),
     )
 
@@ -536,13 +556,15 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
                runs: list[_Answers], proxy: _Answers | None, generator: Any, cache_dir: Path,
                t_start: float, log: Callable[[str], None]) -> FingerprintLabResult:
     refs = {"sharegpt": list(hv.chatgpt)} | {r.name: r.probe_texts for r in runs if r.kind == "reference"}
-    suspects = tuple(_suspect(cfg, hv, scheme, r, refs, proxy, cfg.n_probes) for r in runs)
+    ref_nll = {r.name: r.probe_nll for r in runs if r.kind == "reference"}
+    suspects = tuple(_suspect(cfg, hv, scheme, r, refs, ref_nll, proxy, cfg.n_probes) for r in runs)
     for s in suspects:
         c = s.canary.result
         y = s.style.result
         log(f"{s.name}: canaries log10 p {c.log10_p_value:.1f} -> {c.traced_account}, "
             f"style log10 p {y.log10_p_value:.1f} ({y.families_used} families) -> {y.traced_account}, "
-            f"behaviour log10 p {s.behaviour_log10_p:.1f} (proxy {s.behaviour_proxy_log10_p:.1f}), "
+            f"behaviour log10 p {s.behaviour_log10_p:.1f} (proxy {s.behaviour_proxy_log10_p:.1f}, "
+            f"predictability {s.behaviour_predict_log10_p:.1f}), "
             f"watermark log10 p {s.watermark_log10_p:.1f}")
 
     def area(score: Callable[[SuspectResult], float], pool: Sequence[SuspectResult]) -> float:
@@ -552,17 +574,19 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
     scores: dict[str, Callable[[SuspectResult], float]] = {
         "behaviour": lambda s: -s.behaviour_log10_p,
         "behaviour (proxy)": lambda s: -s.behaviour_proxy_log10_p,
+        "behaviour (predictability)": lambda s: -s.behaviour_predict_log10_p,
         "canaries": lambda s: -s.canary.result.log10_p_value,
         "style canaries": lambda s: -s.style.result.log10_p_value,
         "watermark": lambda s: -s.watermark_log10_p,
         "combined": lambda s: -s.combined.log10_p_value,
     }
-    by_probes, by_probes_proxy = {}, {}
+    by_probes, by_probes_proxy, by_probes_predict = {}, {}, {}
     for m in sorted({m for m in (10, 25, 50) if m < cfg.n_probes} | {cfg.n_probes}):
-        pool = [_suspect(cfg, hv, scheme, r, refs, proxy, m) for r in runs
+        pool = [_suspect(cfg, hv, scheme, r, refs, ref_nll, proxy, m) for r in runs
                 if r.kind in ("distilled", "control")]
         by_probes[m] = area(scores["behaviour"], pool)
         by_probes_proxy[m] = area(scores["behaviour (proxy)"], pool)
+        by_probes_predict[m] = area(scores["behaviour (predictability)"], pool)
     quality = quality_cost(generator, hv, cfg, _canary_service(key, cache_dir, cfg))
     return FingerprintLabResult(
         config=cfg, key_id=hv.registry.key_id, scheme=scheme.name, distiller=cfg.distiller_id,
@@ -573,6 +597,6 @@ def _audit_all(cfg: FingerprintLabConfig, hv: LabHarvests, scheme: WatermarkSche
         canary_questions=len(canary_prompts(hv.registry)),
         canary_exposures=canary_exposures(hv.registry, cfg.distiller_id, hv.served), suspects=suspects,
         auroc={k: area(f, suspects) for k, f in scores.items()}, auroc_by_probes=by_probes,
-        auroc_by_probes_proxy=by_probes_proxy,
+        auroc_by_probes_proxy=by_probes_proxy, auroc_by_probes_predict=by_probes_predict,
         quality=quality, seconds=time.perf_counter() - t_start,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distillguard.errors import InputError
+from distillguard.model.likelihood import chat_prompt_ids
 
 __all__ = [
     "PARAPHRASE_ASK",
@@ -57,18 +58,6 @@ def sharegpt_prompts(n: int, *, offset: int = 0, max_chars: int = 600) -> list[s
         if len(out) >= offset + n:
             break
     return out[offset:]
-
-
-def chat_prompt_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
-    """Each prompt as a one-turn user chat, chat-templated with the assistant turn opened: what
-    the teacher was given, what a student is trained on before the answer, what a suspect gets."""
-    out = []
-    for p in prompts:
-        ids = tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True
-        )
-        out.append([int(i) for i in (ids["input_ids"] if hasattr(ids, "keys") else ids)])
-    return out
 
 
 def harvest_path(cache_dir: Path, scheme: Any, tag: str, settings: dict[str, Any]) -> Path:

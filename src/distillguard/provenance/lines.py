@@ -10,6 +10,10 @@
   reference models' answers to the same prompts: the exact rank test of
   :func:`~distillguard.fingerprint.behavioural.behavioural_test`, plus the prompts that carried
   the signal.
+- :func:`predictability_line` — the same probes the other way round: the suspect's and the
+  references' answers scored by our own model (mean token negative log-likelihood, computed at
+  the edge), the exact rank test of
+  :func:`~distillguard.fingerprint.behavioural.predictability_test`.
 
 The report combines these with the watermark line (:func:`~distillguard.provenance.report.build_report`).
 Collecting the answers (HTTP, model directories, files) is the CLI's job.
@@ -27,6 +31,7 @@ from distillguard.fingerprint.behavioural import (
     BehaviouralResult,
     behavioural_test,
     embedding_similarity,
+    predictability_test,
     similarity_table,
 )
 from distillguard.fingerprint.canaries import CanaryResult, CanarySet, canary_test
@@ -41,6 +46,7 @@ __all__ = [
     "behaviour_line",
     "canary_line",
     "canary_prompts",
+    "predictability_line",
     "style_line",
 ]
 
@@ -67,6 +73,9 @@ class CanaryLine:
 
 
 CHAR4_SIMILARITY = "char-4-gram Jaccard"  # the behaviour line's default way to compare answers
+PREDICTABILITY = "predictability under our model (mean token NLL)"
+SIMILARITY_COUNTED = "reference answers at least as close to the suspect's as ours"
+PREDICTABILITY_COUNTED = "reference answers our model finds at least as predictable as the suspect's"
 
 
 @dataclass(frozen=True)
@@ -78,12 +87,15 @@ class BehaviourLine:
         result: the exact rank test.
         signal_prompts: the probe prompts of ``result.top_probes`` (where the suspect sided with
             our model by the largest margin), in the same order.
+        similarity: how answers were compared (or, for the predictability view, scored).
+        counted: what the statistic counts per probe, for the report.
     """
 
     references: tuple[str, ...]
     result: BehaviouralResult
     signal_prompts: tuple[str, ...]
     similarity: str = CHAR4_SIMILARITY  # how two answers were compared
+    counted: str = SIMILARITY_COUNTED   # what the statistic counts, per probe
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -225,3 +237,45 @@ def behaviour_line(
         signal_prompts=tuple(prompts[i] for i in result.top_probes),
         similarity=similarity,
     )
+
+
+def predictability_line(
+    prompts: Sequence[str],
+    suspect_nll: Sequence[float],
+    references_nll: Mapping[str, Sequence[float]],
+    *,
+    alpha: float = 1e-6,
+    top: int = 10,
+    scorer: str = PREDICTABILITY,
+) -> BehaviourLine:
+    """Run the predictability test on our model's scores of answers to the same probe prompts.
+
+    Args:
+        prompts: the probe prompts, in order.
+        suspect_nll: per prompt, the mean token negative log-likelihood our model gives the
+            suspect's answer (NaN for an empty answer).
+        references_nll: reference-model name → the same for its answers. The references must be
+            models of the suspect's kind asked with the same settings (not, e.g., a much larger
+            model's human-length answers): they stand for what an independent suspect would say.
+        alpha: significance level of the verdict.
+        top: how many signal-carrying prompts to report.
+        scorer: what scored the answers, for the report.
+
+    Raises:
+        InputError: no references, or a score list of the wrong length.
+        ConfigError: alpha outside (0, 1).
+    """
+    check_alpha(alpha)
+    if not references_nll:
+        raise InputError("The predictability test needs at least one reference model's answers.")
+    names = tuple(references_nll)
+    lengths = [len(prompts), len(suspect_nll), *(len(references_nll[n]) for n in names)]
+    if len(set(lengths)) != 1:
+        raise InputError(f"Every model must answer every probe: got {lengths[0]} prompts and score lists "
+                         f"of lengths {lengths[1:]} (suspect first).")
+    refs = np.array([[float(references_nll[n][j]) for n in names] for j in range(len(prompts))],
+                    dtype=float).reshape(len(prompts), len(names))
+    result = predictability_test(np.asarray(suspect_nll, dtype=float), refs, alpha=alpha, top=top)
+    return BehaviourLine(references=names, result=result,
+                         signal_prompts=tuple(prompts[i] for i in result.top_probes), similarity=scorer,
+                         counted=PREDICTABILITY_COUNTED)

@@ -387,14 +387,14 @@ def _behaviour_md(b: BehaviourLine) -> list[str]:
         "## Behavioural fingerprint",
         "",
         f"**p = {_fmt_p(x.log10_p_value)}** — "
-        + ("closer to our model than the references allow by chance" if x.descends
-           else "not shown to be closer to our model than to the references")
+        + ("descends from our model: the suspect sides with it beyond what the references allow by chance"
+           if x.descends else "not shown to side with our model more than the references allow by chance")
         + f" (α = {x.alpha:g}).",
         "",
         f"- {x.n_probes} probe prompts; references: {', '.join(f'`{n}`' for n in b.references)}; "
         f"answers compared by {b.similarity}.",
-        f"- Statistic: {x.statistic} (reference answers at least as close as ours, summed over "
-        f"probes); {x.expected_under_null:g} expected under the null.",
+        f"- Statistic: {x.statistic} ({b.counted}, summed over probes); {x.expected_under_null:g} "
+        "expected under the null.",
         f"- Assumptions: {x.assumptions}.",
     ]
     if b.signal_prompts:
