@@ -84,8 +84,10 @@ def test_predictability_line_names_references_and_checks_lengths() -> None:
     assert line.references == ("ref-a", "ref-b") and line.similarity == PREDICTABILITY
     assert line.result.statistic == 0 and line.result.descends
     assert line.signal_prompts == tuple(prompts[i] for i in line.result.top_probes)
-    with pytest.raises(InputError, match="lengths"):
+    with pytest.raises(InputError, match="29 suspect answers"):
         predictability_line(prompts, [1.0] * 29, {"ref-a": [2.0] * 30})
+    with pytest.raises(InputError, match="lengths"):
+        predictability_line(prompts, [1.0] * 30, {"ref-a": [2.0] * 31})
     with pytest.raises(InputError, match="reference"):
         predictability_line(prompts, [1.0] * 30, {})
 

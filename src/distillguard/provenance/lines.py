@@ -189,6 +189,17 @@ def style_line(registry: CanarySet, answers: Sequence[str], *, alpha: float = 1e
     return StyleLine(key_id=registry.key_id, n_answers=len(answers), result=result)
 
 
+def _probe_inputs(test: str, prompts: Sequence[str], suspect: Sequence[object],
+                  references: Mapping[str, object], alpha: float) -> tuple[str, ...]:
+    """Check what every behavioural view needs; return the reference names in order."""
+    check_alpha(alpha)
+    if not references:
+        raise InputError(f"The {test} test needs at least one reference model's answers.")
+    if len(prompts) != len(suspect):
+        raise InputError(f"Got {len(suspect)} suspect answers for {len(prompts)} probe prompts.")
+    return tuple(references)
+
+
 def behaviour_line(
     prompts: Sequence[str],
     suspect: Sequence[str],
@@ -216,12 +227,7 @@ def behaviour_line(
         InputError: no references, or an answer list of the wrong length.
         ConfigError: alpha outside (0, 1).
     """
-    check_alpha(alpha)
-    if not references:
-        raise InputError("The behavioural test needs at least one reference model's answers.")
-    names = tuple(references)
-    if len(prompts) != len(suspect):
-        raise InputError(f"Got {len(suspect)} suspect answers for {len(prompts)} probe prompts.")
+    names = _probe_inputs("behavioural", prompts, suspect, references, alpha)
     refs = [references[n] for n in names]
     if encode is None:
         similarity = CHAR4_SIMILARITY
@@ -265,14 +271,11 @@ def predictability_line(
         InputError: no references, or a score list of the wrong length.
         ConfigError: alpha outside (0, 1).
     """
-    check_alpha(alpha)
-    if not references_nll:
-        raise InputError("The predictability test needs at least one reference model's answers.")
-    names = tuple(references_nll)
-    lengths = [len(prompts), len(suspect_nll), *(len(references_nll[n]) for n in names)]
-    if len(set(lengths)) != 1:
-        raise InputError(f"Every model must answer every probe: got {lengths[0]} prompts and score lists "
-                         f"of lengths {lengths[1:]} (suspect first).")
+    names = _probe_inputs("predictability", prompts, suspect_nll, references_nll, alpha)
+    lengths = [len(references_nll[n]) for n in names]
+    if any(n != len(prompts) for n in lengths):
+        raise InputError(f"Every model must answer every probe: got {len(prompts)} prompts and reference "
+                         f"score lists of lengths {lengths}.")
     refs = np.array([[float(references_nll[n][j]) for n in names] for j in range(len(prompts))],
                     dtype=float).reshape(len(prompts), len(names))
     result = predictability_test(np.asarray(suspect_nll, dtype=float), refs, alpha=alpha, top=top)
