@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from distillguard.fingerprint.behavioural import char_ngram_jaccard
+from distillguard.model.likelihood import token_ids, token_nll
 
 if TYPE_CHECKING:
     from distillguard.fingerprint.canaries import CanarySet
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
     from distillguard.lab.fingerprint_lab import FingerprintLabConfig, LabHarvests
 
 __all__ = ["QualityCost", "answer_nll", "canary_exposures", "quality_cost", "token_ids"]
-
-
-def token_ids(tokenizer: Any, text: str) -> list[int]:
-    """SmolLM2 token ids of ``text`` without special tokens."""
-    return list(tokenizer.encode(text, add_special_tokens=False))
 
 
 @dataclass(frozen=True)
@@ -87,8 +83,6 @@ class QualityCost:
 
 def answer_nll(generator: Any, head: list[int], text: str) -> np.ndarray:
     """The generator's per-token negative log-likelihood of ``text`` after the prompt ``head``."""
-    from distillguard.model.likelihood import token_nll
-
     return token_nll(generator.model, [(head, token_ids(generator.tokenizer, text))])[0]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from distillguard.errors import ConfigError
 
-__all__ = ["answer_mean_nll", "chat_prompt_ids", "token_nll"]
+__all__ = ["answer_mean_nll", "chat_prompt_ids", "token_ids", "token_nll"]
 
 
 def chat_prompt_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
@@ -34,6 +34,11 @@ def chat_prompt_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
         )
         out.append([int(i) for i in (ids["input_ids"] if hasattr(ids, "keys") else ids)])
     return out
+
+
+def token_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` without special tokens (an answer, as our model would read it)."""
+    return list(tokenizer.encode(text, add_special_tokens=False))
 
 
 def token_nll(
@@ -108,7 +113,7 @@ def answer_mean_nll(
     if len(prompts) != len(answers):
         raise ConfigError(f"Got {len(answers)} answers for {len(prompts)} prompts; expected one each.")
     heads = chat_prompt_ids(tokenizer, prompts)
-    rows = [(h, list(tokenizer.encode(a, add_special_tokens=False))[:max_tokens])
+    rows = [(h, token_ids(tokenizer, a)[:max_tokens])
             for h, a in zip(heads, answers, strict=True)]
     pad = getattr(tokenizer, "pad_token_id", None) or 0
     return [float(x.mean()) if x.size else math.nan
